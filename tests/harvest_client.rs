@@ -1,6 +1,6 @@
 //! Harvest v3 client against scripted HTTP servers on 127.0.0.1.
 //!
-//! Each test starts its own server, which answers `/token` like Greenhouse's token endpoint
+//! Each test starts its own server, which serves `/token` like Greenhouse's token endpoint
 //! and `/v3/...` like Harvest, from a closure. The server is plain `std::net`, so that a test
 //! can also drop a connection or cut a body short.
 
@@ -56,7 +56,7 @@ impl Recorded {
 enum Reply {
     /// A complete response.
     Full { status: u16, headers: Vec<(String, String)>, body: String },
-    /// Close the connection without answering.
+    /// Close the connection without a response.
     Drop,
     /// Send headers announcing more body than follows, then close.
     CutBody { body: String },
@@ -83,8 +83,8 @@ impl Reply {
         }
     }
 
-    /// A page of records with the given ids and `next` link (an empty `Link` when `None`,
-    /// as Greenhouse sends on the last page).
+    /// Builds a page of records with the given ids and `next` link. `None` gives an empty
+    /// `Link`, as Greenhouse sends on the last page.
     fn page(ids: &[i64], next: Option<&str>) -> Reply {
         let records: Vec<Value> = ids.iter().map(|id| json!({"id": id, "name": "x"})).collect();
         let link = next.map_or(String::new(), |url| format!("<{url}>; rel=\"next\""));
@@ -285,8 +285,8 @@ fn ids_of(records: &[Value]) -> Vec<i64> {
     records.iter().filter_map(|record| record["id"].as_i64()).collect()
 }
 
-/// A server whose token endpoint always issues `token-1` for an hour, and whose Harvest
-/// side answers with `harvest`.
+/// Starts a server whose token endpoint always issues `token-1` for an hour, and whose Harvest
+/// side responds with what `harvest` returns.
 fn serve_harvest(harvest: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Served {
     TestServer::bind().serve(move |request| {
         if request.is_token_request() {
@@ -472,6 +472,28 @@ async fn rejected_credentials_fail_without_retry() -> TestResult {
     assert!(matches!(error, HarvestError::Authentication { .. }), "{error:?}");
     assert!(error.to_string().contains("invalid_client"), "{error}");
     assert_eq!(server.token_requests().len(), 1);
+    assert!(server.harvest_requests().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_token_endpoint_fails_after_retries() -> TestResult {
+    // A port that was just free on loopback: nothing listens there.
+    let closed_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let server = serve_harvest(|_| Reply::page(&[1], None));
+    let mut settings = settings(&server);
+    settings.token_url = format!("http://127.0.0.1:{closed_port}/token");
+    settings.max_retries = 1;
+
+    let error = read_all(&client_with(settings), "jobs", &ListFilters::new())
+        .await
+        .expect_err("no token endpoint");
+
+    let HarvestError::RetriesExhausted { attempts, last, .. } = &error else {
+        panic!("expected RetriesExhausted, got {error:?}");
+    };
+    assert_eq!(*attempts, 2);
+    assert!(last.to_string().contains("connection failed"), "{last}");
     assert!(server.harvest_requests().is_empty());
     Ok(())
 }
@@ -689,7 +711,8 @@ async fn invalid_resource_rejected() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 // Status codes and faults
 
-/// A handler that answers with `first` for the first `times` Harvest requests, then a page.
+/// Starts a server that responds with `first()` to the first `times` Harvest requests, then
+/// with a page.
 fn failing_first(times: usize, first: impl Fn() -> Reply + Send + Sync + 'static) -> Served {
     let seen = AtomicUsize::new(0);
     serve_harvest(move |_| {

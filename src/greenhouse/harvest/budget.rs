@@ -2,7 +2,7 @@
 //!
 //! Greenhouse counts Harvest requests in fixed 30-second windows per credential and reports
 //! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds) on
-//! every response. Past the limit it answers 429 with `Retry-After`. The ceiling is not
+//! every response. Past the limit it responds with 429 and `Retry-After`. The ceiling is not
 //! published, so the budget starts from a configured limit and learns the real one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,10 @@ use super::settings::{DEFAULT_BUDGET_LIMIT, DEFAULT_BUDGET_WINDOW};
 /// A window starts with the first request after the previous one ended. Responses can only
 /// lower what is left in the current window (other clients may share the credentials), and a
 /// learned limit applies fully from the next window on.
+///
+/// NOTE: local windows are not aligned with Greenhouse's. When a local window opens, the
+/// requests sent before the first response arrives can exceed what the server's window still
+/// allows; such a request gets 429 and waits like any other.
 #[derive(Debug)]
 pub struct Budget {
     window: Duration,
@@ -48,7 +52,7 @@ pub struct BudgetSnapshot {
     pub remaining: u32,
     /// Requests sent since the budget was created, retries included.
     pub requests_sent: u64,
-    /// 429 answers received.
+    /// 429 responses received.
     pub rate_limited: u64,
     /// Retries after 5xx, timeouts, dropped connections and unparsable bodies.
     pub retries: u64,
@@ -100,7 +104,7 @@ impl Budget {
         }
     }
 
-    /// Length of one window.
+    /// Returns the length of one window.
     pub fn window(&self) -> Duration {
         self.window
     }
@@ -174,12 +178,12 @@ impl Budget {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Requests still allowed in the current window.
+    /// Returns the number of requests still allowed in the current window.
     pub fn remaining(&self) -> u32 {
         self.snapshot().remaining
     }
 
-    /// Current limit and counters.
+    /// Returns the current limit, remaining count and counters.
     pub fn snapshot(&self) -> BudgetSnapshot {
         let state = self.lock();
         let remaining = if Instant::now() >= state.window_ends && state.blocked_until.is_none() {
@@ -244,7 +248,7 @@ impl WindowState {
 }
 
 impl BudgetPermit {
-    /// Time spent in `acquire` waiting for room in the budget.
+    /// Returns the time spent in `acquire` waiting for room in the budget.
     pub fn waited(&self) -> Duration {
         self.waited
     }

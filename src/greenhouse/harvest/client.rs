@@ -55,7 +55,8 @@ impl HarvestClient {
 
     /// Creates a client from an existing HTTP client (for example one shared by all accounts,
     /// from `build_http_client`) and budget. Every client of one account must get the same
-    /// budget, since Greenhouse counts requests per credential.
+    /// budget, since Greenhouse counts requests per credential. The timeouts are those of
+    /// `http`: `build_http_client` sets the ones from the settings.
     pub fn with_parts(
         settings: HarvestSettings,
         account_id: i64,
@@ -71,17 +72,17 @@ impl HarvestClient {
         Ok(HarvestClient { inner: Arc::new(inner) })
     }
 
-    /// The account this client reads.
+    /// Returns the id of the account this client reads.
     pub fn account_id(&self) -> i64 {
         self.inner.account_id
     }
 
-    /// The account's request budget, for metrics and for sharing with other clients.
+    /// Returns the account's request budget, for metrics and for sharing with other clients.
     pub fn budget(&self) -> &Arc<Budget> {
         &self.inner.budget
     }
 
-    /// The settings the client was created with.
+    /// Returns the settings the client was created with.
     pub fn settings(&self) -> &HarvestSettings {
         &self.inner.settings
     }
@@ -122,7 +123,7 @@ impl HarvestClient {
         }
 
         // 50 ids fit in one page of the default size (100), but a `next` link is still
-        // followed in case Greenhouse pages the answer anyway.
+        // followed in case Greenhouse pages the response anyway.
         let mut pager = self.list(resource, &ListFilters::new().ids(ids))?;
         let mut records = Vec::with_capacity(ids.len());
         while let Some(page) = pager.next_page().await? {

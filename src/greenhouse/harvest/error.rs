@@ -6,23 +6,23 @@
 /// Failure of a Harvest v3 request, a token request or a paging chain.
 #[derive(Debug, thiserror::Error)]
 pub enum HarvestError {
-    /// The token endpoint rejected the credentials, or Harvest answered 401 twice in a row.
+    /// The token endpoint rejected the credentials, or Harvest responded with 401 twice in a row.
     #[error(
         "Greenhouse rejected the credentials of account {account_id} ({detail}); \
          check the client id, client secret and user id configured for this account"
     )]
     Authentication { account_id: i64, detail: String },
 
-    /// Harvest answered 403: the credentials lack the permission for this resource.
+    /// Harvest responded with 403 because the credentials lack permission for this resource.
     #[error(
-        "Harvest answered 403 Forbidden for resource `{resource}`; grant the API credentials \
+        "Harvest responded with 403 Forbidden for resource `{resource}`; grant the API credentials \
          read access to it in Greenhouse, or leave the resource out"
     )]
     Forbidden { resource: String },
 
-    /// Harvest kept answering 429 after the budget waited for `Retry-After` this many times.
+    /// Harvest still responded with 429 after the budget waited for `Retry-After` this many times.
     #[error(
-        "Harvest kept answering 429 Too Many Requests for resource `{resource}` after {waits} \
+        "Harvest still responded with 429 Too Many Requests for resource `{resource}` after {waits} \
          waits; lower the request budget or stop other clients using these credentials"
     )]
     RateLimitExhausted { resource: String, waits: u32 },
@@ -40,17 +40,17 @@ pub enum HarvestError {
         last: Box<HarvestError>,
     },
 
-    /// Harvest answered a 4xx status other than 401, 403 and 429, which a retry cannot fix.
-    #[error("Harvest answered {status} for resource `{resource}`: {message}")]
+    /// Harvest responded with a 4xx status other than 401, 403 and 429, which a retry cannot fix.
+    #[error("Harvest responded with {status} for resource `{resource}`: {message}")]
     Status { resource: String, status: u16, message: String },
 
-    /// Harvest answered 5xx (retryable).
-    #[error("Harvest answered server error {status} for resource `{resource}`")]
+    /// Harvest responded with a 5xx status (retryable).
+    #[error("Harvest responded with server error {status} for resource `{resource}`")]
     ServerError { resource: String, status: u16 },
 
     /// The request timed out, the connection failed or dropped, or the body could not be read
     /// (retryable).
-    #[error("request for resource `{resource}` failed: {source}")]
+    #[error("request for resource `{resource}` failed: {}", transport_summary(source))]
     Transport {
         resource: String,
         #[source]
@@ -98,7 +98,7 @@ pub enum HarvestError {
 }
 
 impl HarvestError {
-    /// Whether the same request may succeed if sent again after a backoff.
+    /// Returns whether the same request may succeed if sent again after a backoff.
     pub fn is_retryable(&self) -> bool {
         match self {
             HarvestError::ServerError { .. } | HarvestError::Transport { .. } => true,
@@ -107,13 +107,34 @@ impl HarvestError {
         }
     }
 
-    /// Whether the error concerns only this resource (Harvest answered 403), so that a sweep
+    /// Returns whether the error concerns only this resource (Harvest responded with 403), so that a sweep
     /// can skip the resource and carry on with the others.
     pub fn is_forbidden(&self) -> bool {
         matches!(self, HarvestError::Forbidden { .. })
     }
 }
 
+
+/// Names the kind of a transport failure and its innermost cause, such as
+/// "connection failed: Connection refused (os error 111)". reqwest's own message alone
+/// ("error sending request") does not say what went wrong.
+fn transport_summary(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "response body could not be read"
+    } else {
+        "request failed"
+    };
+
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    format!("{kind}: {cause}")
+}
 
 /// Describes a JSON parse failure by its kind and position only, because serde_json's own
 /// message can quote values from the body.

@@ -1,7 +1,7 @@
 //! Query filters of a Harvest v3 list request.
 //!
 //! Filters go only on a chain's first request: a request that carries `cursor` must carry no
-//! other query parameter, or Greenhouse answers 422.
+//! other query parameter, or Greenhouse responds with 422.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -98,7 +98,7 @@ impl ListFilters {
         self
     }
 
-    /// The parameters as name and value pairs, not yet URL-encoded.
+    /// Returns the parameters as name and value pairs, not yet URL-encoded.
     pub fn params(&self) -> &[(String, String)] {
         &self.params
     }

@@ -29,8 +29,8 @@ pub struct Page {
 
 /// Position in one cursor chain. `next_page` fetches pages until the last one.
 ///
-/// The pager is `Send` and owns a clone of the client, so chains can run in separate tasks;
-/// they all share the account's budget and token.
+/// The pager is `Send` and owns a clone of the client, so chains can run in separate tasks.
+/// All of them share the account's budget and token.
 #[derive(Debug)]
 pub struct Pager {
     client: HarvestClient,
@@ -54,12 +54,13 @@ impl Pager {
         }
     }
 
-    /// The resource this chain lists, such as `candidates`.
+    /// Returns the resource this chain lists, such as `candidates`.
     pub fn resource(&self) -> &str {
         &self.resource
     }
 
-    /// The URL the next call to `next_page` requests, or `None` when the chain is done.
+    /// Returns the URL that the next call to `next_page` requests, or `None` when the chain
+    /// is done.
     pub fn next_url(&self) -> Option<&str> {
         self.next_request.as_ref().map(Url::as_str)
     }

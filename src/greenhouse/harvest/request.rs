@@ -130,7 +130,7 @@ impl HarvestClient {
             return Err(HarvestError::Authentication {
                 account_id: self.inner.account_id,
                 detail: format!(
-                    "Harvest answered 401 for resource `{resource}` twice in a row, \
+                    "Harvest responded with 401 for resource `{resource}` twice in a row, \
                      the second time with a freshly issued token"
                 ),
             });
@@ -142,7 +142,7 @@ impl HarvestClient {
             account.id = self.inner.account_id,
             resource,
             token.generation = token.generation(),
-            "Harvest answered 401, fetching a new token and retrying once"
+            "Harvest responded with 401, fetching a new token and retrying once"
         );
         Ok(())
     }
@@ -173,7 +173,7 @@ impl HarvestClient {
             attempt = call.rate_limit_waits,
             wait_ms = millis(wait),
             retry_after_given = requested.is_some(),
-            "Harvest answered 429, pausing all requests of this account"
+            "Harvest responded with 429, pausing all requests of this account"
         );
         Ok(())
     }
@@ -218,8 +218,9 @@ fn transport_error(resource: &str, error: reqwest::Error) -> HarvestError {
     HarvestError::Transport { resource: resource.to_owned(), source: error.without_url() }
 }
 
-/// Parses a list body, a JSON array of records. A body that does not parse (cut short, or
-/// an HTML error page from a proxy) is retryable; valid JSON that is not an array is not.
+/// Parses a list body, which is a JSON array of records. A body that does not parse, such
+/// as one cut short or an HTML error page from a proxy, is retryable. Valid JSON that is not
+/// an array is not retryable.
 fn parse_records(resource: &str, body: &[u8]) -> Result<Vec<Value>, HarvestError> {
     let parsed: Value = serde_json::from_slice(body).map_err(|error| HarvestError::Decode {
         resource: resource.to_owned(),

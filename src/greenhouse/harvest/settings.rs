@@ -43,12 +43,12 @@ pub struct HarvestSettings {
     /// Maximum backoff sleep between two retries. Default 30 s, one rate-limit window.
     pub backoff_max: Duration,
 
-    /// Maximum number of 429 answers one call waits out before it fails. Default 10.
+    /// Maximum number of 429 responses that one call waits out before it fails. Default 10.
     pub max_rate_limit_waits: u32,
 
-    /// Maximum wait after a 429 when `Retry-After` asks for more (or is missing, in which
-    /// case the budget waits for its window to end). Default 5 min, so a wrong header cannot
-    /// park an account for hours.
+    /// Maximum wait after a 429, applied when `Retry-After` requests a longer one. Without
+    /// `Retry-After` the budget waits for the end of its window. Default 5 min, so that a
+    /// wrong header cannot pause an account for hours.
     pub max_retry_after: Duration,
 
     /// Requests allowed per window before the first response reports the real limit.

@@ -1,13 +1,13 @@
 //! OAuth2 client-credentials tokens for Harvest v3, cached per account.
 //!
 //! Greenhouse issues a token for `POST <token URL>` with HTTP Basic `client_id:client_secret`
-//! and the form `grant_type=client_credentials&sub=<greenhouse user id>`. Its answer carries
+//! and the form `grant_type=client_credentials&sub=<greenhouse user id>`. Its response contains
 //! `access_token` and `expires_at` (RFC 3339), for example
 //! `{"token_type":"Bearer","access_token":"...","expires_at":"2026-05-11T14:54:09Z"}`.
 //! Requests then send `Authorization: Bearer <access_token>`.
 //!
 //! Token requests do not take from the Harvest budget: the token endpoint is another host with
-//! its own counters (a recorded answer reported a limit of 60 where Harvest reported 150).
+//! its own counters (a recorded token response reported a limit of 60 where Harvest reported 150).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use super::error::{HarvestError, json_error_detail, shorten};
 use super::retry::{backoff, millis};
 use super::settings::HarvestSettings;
 
-/// Lifetime assumed when the token answer has neither `expires_at` nor `expires_in`.
+/// Lifetime assumed when the token response has neither `expires_at` nor `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Resource name used in errors and logs about the token endpoint.
@@ -36,13 +36,13 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    /// The token value for the `Authorization: Bearer` header.
+    /// Returns the token value for the `Authorization: Bearer` header.
     pub fn secret(&self) -> &str {
         &self.secret
     }
 
-    /// Number of the token fetch that produced this token (1 for the first). A caller that
-    /// got a 401 passes it to `TokenCache::invalidate`.
+    /// Returns the number of the token fetch that produced this token (1 for the first).
+    /// `TokenCache::invalidate` compares it after a 401.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -78,7 +78,7 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
-/// The token endpoint's JSON answer. Unknown fields (such as `token_type`) are ignored.
+/// The token endpoint's JSON response. Unknown fields (such as `token_type`) are ignored.
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -159,7 +159,7 @@ impl TokenCache {
     }
 
     /// Requests a token, retrying server errors, timeouts and dropped connections like
-    /// Harvest requests. A 4xx answer is final.
+    /// Harvest requests. A 4xx response is final.
     async fn fetch_with_retries(&self) -> Result<(String, Duration), HarvestError> {
         let mut failures = 0;
         loop {
@@ -219,7 +219,7 @@ impl TokenCache {
             return Err(HarvestError::Authentication {
                 account_id: self.account_id,
                 detail: format!(
-                    "token endpoint answered {}: {}",
+                    "token endpoint responded with {}: {}",
                     status.as_u16(),
                     oauth_error_message(&body)
                 ),
@@ -242,7 +242,7 @@ fn parse_token_response(body: &[u8]) -> Result<(String, Duration), HarvestError>
         let retryable = error.is_eof() || error.is_syntax();
         HarvestError::Decode {
             resource: TOKEN_RESOURCE.to_owned(),
-            detail: format!("token answer is not the expected JSON: {}", json_error_detail(&error)),
+            detail: format!("token response is not the expected JSON: {}", json_error_detail(&error)),
             retryable,
         }
     })?;
@@ -250,7 +250,7 @@ fn parse_token_response(body: &[u8]) -> Result<(String, Duration), HarvestError>
     if parsed.access_token.is_empty() {
         return Err(HarvestError::Decode {
             resource: TOKEN_RESOURCE.to_owned(),
-            detail: "token answer has an empty `access_token`".to_owned(),
+            detail: "token response has an empty `access_token`".to_owned(),
             retryable: false,
         });
     }
