@@ -1,0 +1,13 @@
+DROP TABLE scorecards;
+DROP TABLE interviews;
+DROP TABLE offers;
+DROP TABLE applications;
+DROP TABLE candidates;
+DROP TABLE job_interview_stages;
+DROP TABLE job_posts;
+DROP TABLE jobs;
+DROP TABLE users;
+DROP TABLE offices;
+DROP TABLE departments;
+DROP TABLE webhook_deliveries;
+DROP TABLE accounts;

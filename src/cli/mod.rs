@@ -1,0 +1,130 @@
+//! Command line: `serve`, `migrate` and `accounts`.
+//!
+//! Every flag can also be set from the environment variable named in its help.
+
+mod accounts;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::db::{self, Database, PoolSettings};
+
+#[derive(Debug, Parser)]
+#[command(name = "greenhouse-sync", version, about = "Keeps a SQL database in step with Greenhouse ATS accounts")]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (webhooks, health checks).
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts (tenants).
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `postgres://user@host/db`, or a SQLite file as `sqlite://path` or a plain
+    /// path. The default, a SQLite file in the working directory, needs no set-up.
+    #[arg(long, env = "DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+
+    /// Maximum connections in the pool. PostgreSQL allows about 100 connections in all by
+    /// default, shared by every replica.
+    #[arg(long, env = "GREENHOUSE_SYNC_DB_POOL_SIZE", default_value_t = 10, global = true)]
+    pub db_pool_size: u32,
+
+    /// Seconds a request waits for a free database connection before failing with 503.
+    #[arg(long, env = "GREENHOUSE_SYNC_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    pub db_acquire_timeout_secs: u64,
+}
+
+impl DatabaseArgs {
+    pub fn open(&self) -> Database {
+        let settings = PoolSettings {
+            max_connections: self.db_pool_size.max(1),
+            acquire_timeout: std::time::Duration::from_secs(self.db_acquire_timeout_secs.max(1)),
+            ..PoolSettings::default()
+        };
+        Database::open(&self.database_url, &settings)
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoggingArgs {
+    /// Log line format: `text` for people, `json` for log collectors. Levels come from
+    /// `RUST_LOG` (default `info`).
+    #[arg(long, env = "GREENHOUSE_SYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Installs the tracing subscriber. Logs go to stderr so that stdout stays machine-readable.
+fn init_logging(args: &LoggingArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A subscriber may already be installed when running inside tests.
+    drop(installed);
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.logging);
+
+    let outcome = match &cli.command {
+        Command::Serve(args) => serve::run(&cli.database, args),
+        Command::Migrate => migrate(&cli.database),
+        Command::Accounts(command) => accounts::run(&cli.database, command),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the database and applies pending migrations.
+fn open_migrated(args: &DatabaseArgs) -> anyhow::Result<Database> {
+    use anyhow::Context;
+
+    let database = args.open();
+    let target = db::redact_url(&args.database_url);
+    let mut conn = database.get().with_context(|| format!("could not connect to database {target}"))?;
+    let applied = db::migrations::run_pending(&mut conn).with_context(|| format!("could not migrate database {target}"))?;
+    if applied > 0 {
+        tracing::info!(migrations = applied, database = %target, "database migrations applied");
+    }
+    Ok(database)
+}
+
+fn migrate(args: &DatabaseArgs) -> anyhow::Result<()> {
+    open_migrated(args)?;
+    tracing::info!("database schema is current");
+    Ok(())
+}

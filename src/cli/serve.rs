@@ -1,0 +1,49 @@
+//! `greenhouse-sync serve`.
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{DatabaseArgs, open_migrated};
+use crate::server::{self, ServerConfig};
+use crate::webhooks::intake::WebhookSettings;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "GREENHOUSE_SYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Largest webhook body accepted, in bytes; larger ones get 413. A candidate with long
+    /// notes and many attachments stays well under the 10 MiB default.
+    #[arg(long, env = "GREENHOUSE_SYNC_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// HTTP worker threads; 0 starts one per CPU core.
+    #[arg(long, env = "GREENHOUSE_SYNC_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}
+
+pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let db = open_migrated(database)?;
+    let config = ServerConfig {
+        listen: args.listen.clone(),
+        webhooks: WebhookSettings { max_body_bytes: args.max_body_bytes },
+        workers: args.workers,
+    };
+
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addrs) = server::start(db.clone(), &config).with_context(|| format!("could not listen on {}", config.listen))?;
+        for addr in &addrs {
+            tracing::info!(
+                address = %addr,
+                backend = ?db.backend(),
+                startup_ms = started.elapsed().as_millis() as u64,
+                "greenhouse-sync listening"
+            );
+        }
+        server.await.context("server stopped with an error")?;
+        tracing::info!("greenhouse-sync stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,150 @@
+//! One connection type over both backends, and the r2d2 manager that opens it.
+//!
+//! The backend comes from the URL scheme at run time. Diesel's own multi-backend manager
+//! reports "invalid connection url" for every failure, which hides a refused connection, so
+//! this manager opens the concrete connection itself and returns its real error.
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError, QueryResult};
+
+use super::Backend;
+
+/// A live connection to either supported backend.
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl DbConnection {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Postgres(_) => Backend::Postgres,
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Runs `work` in a write transaction: committed when it returns `Ok`, rolled back
+    /// otherwise. Called inside another transaction it uses a savepoint.
+    ///
+    /// On SQLite the outer transaction starts with `BEGIN IMMEDIATE`, so it takes the write
+    /// lock up front. A deferred transaction that reads and then writes can fail with
+    /// "database is locked" even with a busy timeout, because SQLite cannot upgrade a read
+    /// lock while another writer waits.
+    pub fn write_transaction<T, E>(&mut self, work: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        self.begin()?;
+        match work(self) {
+            Ok(value) => {
+                self.commit()?;
+                Ok(value)
+            }
+            Err(error) => {
+                // The work's error matters more than a failed rollback, which leaves the
+                // connection marked broken so the pool discards it.
+                let _ = self.rollback();
+                Err(error)
+            }
+        }
+    }
+
+    fn begin(&mut self) -> QueryResult<()> {
+        match self {
+            DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+            DbConnection::Sqlite(c) => {
+                let depth = AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?;
+                if depth.is_none() {
+                    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                } else {
+                    AnsiTransactionManager::begin_transaction(c)
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self) -> QueryResult<()> {
+        match self {
+            DbConnection::Postgres(c) => AnsiTransactionManager::commit_transaction(c),
+            DbConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+        }
+    }
+
+    fn rollback(&mut self) -> QueryResult<()> {
+        match self {
+            DbConnection::Postgres(c) => AnsiTransactionManager::rollback_transaction(c),
+            DbConnection::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        }
+    }
+
+    fn is_broken(&mut self) -> bool {
+        match self {
+            DbConnection::Postgres(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
+            DbConnection::Sqlite(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
+        }
+    }
+
+    fn ping(&mut self) -> QueryResult<()> {
+        match self {
+            DbConnection::Postgres(c) => c.batch_execute("SELECT 1"),
+            DbConnection::Sqlite(c) => c.batch_execute("SELECT 1"),
+        }
+    }
+}
+
+/// Opens connections for r2d2, choosing the backend from the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    backend: Backend,
+    url: String,
+    sqlite_busy_timeout_ms: u64,
+}
+
+impl ConnectionManager {
+    pub fn new(backend: Backend, url: String, sqlite_busy_timeout_ms: u64) -> Self {
+        ConnectionManager { backend, url, sqlite_busy_timeout_ms }
+    }
+}
+
+impl diesel::r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url).map(DbConnection::Postgres),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.url)?;
+                configure_sqlite(&mut conn, self.sqlite_busy_timeout_ms)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.ping().map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Sets the per-connection SQLite options.
+///
+/// `busy_timeout` comes first because switching to WAL itself needs the lock.
+/// WAL lets readers run beside the one writer. `busy_timeout` makes a writer wait for the
+/// lock instead of failing at once with "database is locked". `synchronous=FULL` syncs the
+/// WAL at every commit, so a delivery answered with 200 survives a power loss, not only a
+/// process crash.
+fn configure_sqlite(conn: &mut SqliteConnection, busy_timeout_ms: u64) -> QueryResult<()> {
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {busy_timeout_ms}; \
+         PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = FULL; \
+         PRAGMA foreign_keys = ON;"
+    ))
+}

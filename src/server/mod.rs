@@ -1,0 +1,44 @@
+//! The HTTP server: routes and start-up.
+
+pub mod error;
+pub mod health;
+
+use std::net::SocketAddr;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::db::Database;
+use crate::webhooks::intake::{self, WebhookSettings};
+
+/// Everything the server needs to start.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub webhooks: WebhookSettings,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+/// Registers every route on an actix `ServiceConfig`, so tests and `serve` build the same app.
+pub fn routes(db: Database, webhooks: WebhookSettings) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(db))
+            .app_data(web::Data::new(webhooks))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/webhooks/greenhouse/{account_id}", web::post().to(intake::receive));
+    }
+}
+
+/// Binds the listener and returns the server with its address; the caller awaits it.
+pub fn start(db: Database, config: &ServerConfig) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let configure = routes(db, config.webhooks.clone());
+    let mut server = HttpServer::new(move || App::new().configure(configure.clone()));
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    let server = server.bind(&config.listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}

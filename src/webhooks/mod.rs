@@ -1,0 +1,6 @@
+//! Webhook intake: signature check, delivery log, applying payloads.
+
+pub mod apply;
+pub mod intake;
+pub mod signature;
+pub mod store;

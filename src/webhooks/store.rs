@@ -1,0 +1,86 @@
+//! Stores a verified delivery and applies it, in one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::apply::{Effects, apply_operations};
+use crate::db::deliveries::{self, NewDelivery, Outcome};
+use crate::db::{DbConnection, DbError};
+use crate::greenhouse::webhook_payload::{Plan, plan};
+
+/// A delivery that passed the signature check and parses as JSON with an `action`.
+#[derive(Debug, Clone)]
+pub struct VerifiedDelivery {
+    pub account_id: i64,
+    pub event_id: Option<String>,
+    pub action: String,
+    pub body: String,
+    pub payload: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What happened to a stored delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stored {
+    pub delivery_id: i64,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub effects: Effects,
+}
+
+/// Stores the delivery and applies it in one transaction.
+///
+/// An `Err` means nothing was stored, so the caller must answer with a status that makes
+/// Greenhouse retry. When only applying fails, the delivery is still stored, marked failed
+/// with the error, and the call succeeds: the body can be replayed later.
+pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
+    let body_sha256 = hex::encode(Sha256::digest(delivery.body.as_bytes()));
+    let new = NewDelivery {
+        account_id: delivery.account_id,
+        event_id: delivery.event_id.as_deref(),
+        action: &delivery.action,
+        received_at: delivery.received_at,
+        body: &delivery.body,
+        body_sha256: &body_sha256,
+    };
+
+    conn.write_transaction(|conn| {
+        if let Some(event_id) = new.event_id
+            && deliveries::is_retry_of_handled(conn, new.account_id, event_id, &body_sha256)?
+        {
+            let delivery_id = deliveries::insert(conn, &new, Outcome::Duplicate)?;
+            return Ok(Stored { delivery_id, outcome: Outcome::Duplicate, error: None, effects: Effects::default() });
+        }
+
+        let delivery_id = deliveries::insert(conn, &new, Outcome::Failed)?;
+        let stored = apply_stored(conn, delivery_id, delivery)?;
+        let applied_at = (stored.outcome == Outcome::Applied).then(Utc::now);
+        deliveries::set_outcome(conn, delivery_id, stored.outcome, stored.error.as_deref(), applied_at)?;
+        Ok(stored)
+    })
+}
+
+/// Applies an already stored delivery inside a savepoint, so a failure undoes only its
+/// partial writes and leaves the delivery row in place.
+pub fn apply_stored(conn: &mut DbConnection, delivery_id: i64, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
+    let operations = match plan(&delivery.action, &delivery.payload) {
+        Ok(Plan::Apply(operations)) => operations,
+        Ok(Plan::Ignore) => return Ok(stored(delivery_id, Outcome::Ignored, None, Effects::default())),
+        Ok(Plan::Unsupported) => return Ok(stored(delivery_id, Outcome::Unsupported, None, Effects::default())),
+        Err(error) => return Ok(stored(delivery_id, Outcome::Failed, Some(error.to_string()), Effects::default())),
+    };
+
+    let now = Utc::now();
+    let applied = conn.write_transaction(|conn| apply_operations(conn, delivery.account_id, &operations, now));
+    match applied {
+        Ok(effects) => Ok(stored(delivery_id, Outcome::Applied, None, effects)),
+        Err(error) => Ok(stored(delivery_id, Outcome::Failed, Some(error.to_string()), Effects::default())),
+    }
+}
+
+fn stored(delivery_id: i64, outcome: Outcome, error: Option<String>, effects: Effects) -> Stored {
+    Stored { delivery_id, outcome, error, effects }
+}
