@@ -1,7 +1,7 @@
 //! `POST /webhooks/greenhouse/{account_id}`: the endpoint a company registers in Greenhouse.
 //!
 //! Greenhouse counts anything but HTTP 200 as a failure and retries up to 7 attempts over
-//! about 15 hours (after 1, 15, 60, 120, 240 and 480 minutes). So the answer is 200 only
+//! about 15 hours (after 1, 15, 60, 120, 240 and 480 minutes). So the response is 200 only
 //! once the delivery is committed, and 503 when it could not be stored.
 
 use std::time::Instant;
@@ -27,7 +27,7 @@ pub struct WebhookSettings {
     pub max_body_bytes: usize,
 }
 
-/// Receives one delivery: limit, look up, verify, parse, store and apply, answer.
+/// Receives one delivery: limit, look up, verify, parse, store and apply, respond.
 pub async fn receive(
     db: web::Data<Database>,
     settings: web::Data<WebhookSettings>,
@@ -111,7 +111,7 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usiz
 }
 
 /// Reads and drops what remains of an oversized body, up to a few times the limit, one
-/// chunk at a time. A client that is still sending when the server answers and closes gets
+/// chunk at a time. A client that is still sending when the server responds and closes gets
 /// a broken pipe instead of the 413, so the body is drained first when that is cheap.
 async fn discard_rest(payload: &mut web::Payload, limit: usize) {
     let mut discarded = 0usize;
@@ -139,8 +139,8 @@ fn parse_delivery(account_id: i64, request: &HttpRequest, body: web::Bytes) -> R
     };
     let payload = json.get("payload").cloned().unwrap_or(Value::Null);
 
-    // serde_json has already checked that the body is UTF-8, so this cannot fail.
-    let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
+    // serde_json rejects invalid UTF-8, so this error is a second line of defence.
+    let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("body is not valid UTF-8"))?;
     let event_id = request.headers().get(super::intake::EVENT_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
 
     Ok(VerifiedDelivery { account_id, event_id, action, body, payload, received_at: Utc::now() })
