@@ -18,6 +18,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GREENHOUSE_SYNC_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds allowed to receive a webhook body once its headers have arrived; a slower
+    /// sender gets 408. Greenhouse sends each body at once, so only a stalled or hostile
+    /// client comes near the 30 s default.
+    #[arg(long, env = "GREENHOUSE_SYNC_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
     /// HTTP worker threads; 0 starts one per CPU core.
     #[arg(long, env = "GREENHOUSE_SYNC_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -28,7 +34,10 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let db = open_migrated(database)?;
     let config = ServerConfig {
         listen: args.listen.clone(),
-        webhooks: WebhookSettings { max_body_bytes: args.max_body_bytes },
+        webhooks: WebhookSettings {
+            max_body_bytes: args.max_body_bytes,
+            body_timeout: std::time::Duration::from_secs(args.body_timeout_secs),
+        },
         workers: args.workers,
     };
 

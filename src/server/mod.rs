@@ -4,12 +4,18 @@ pub mod error;
 pub mod health;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
 use crate::db::Database;
 use crate::webhooks::intake::{self, WebhookSettings};
+
+/// Time allowed for a client to send a request's head (request line and headers); a slower
+/// one gets 408 from actix before any handler runs. The body has its own deadline,
+/// `WebhookSettings::body_timeout`.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything the server needs to start.
 #[derive(Clone)]
@@ -34,7 +40,8 @@ pub fn routes(db: Database, webhooks: WebhookSettings) -> impl FnOnce(&mut web::
 /// Binds the listener and returns the server with its address; the caller awaits it.
 pub fn start(db: Database, config: &ServerConfig) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     let configure = routes(db, config.webhooks.clone());
-    let mut server = HttpServer::new(move || App::new().configure(configure.clone()));
+    let mut server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT);
     if config.workers > 0 {
         server = server.workers(config.workers);
     }

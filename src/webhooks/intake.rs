@@ -4,13 +4,14 @@
 //! about 15 hours (after 1, 15, 60, 120, 240 and 480 minutes). So the response is 200 only
 //! once the delivery is committed, and 503 when it could not be stored.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::Value;
+use tokio::time::timeout_at;
 
 use super::signature::{self, SIGNATURE_HEADER, SignatureError};
 use super::store::{VerifiedDelivery, store_and_apply};
@@ -25,6 +26,9 @@ pub const EVENT_ID_HEADER: &str = "Greenhouse-Event-ID";
 pub struct WebhookSettings {
     /// Largest body accepted, in bytes; larger requests get 413.
     pub max_body_bytes: usize,
+    /// Time allowed to receive the whole body once the handler starts reading it. A slower
+    /// sender gets 408, so it cannot hold a connection open indefinitely.
+    pub body_timeout: Duration,
 }
 
 /// Receives one delivery: limit, look up, verify, parse, store and apply, respond.
@@ -38,7 +42,8 @@ pub async fn receive(
     let started = Instant::now();
     let account_id = parse_account_id(&account)?;
 
-    let body = read_body(&request, payload, settings.max_body_bytes).await?;
+    let deadline = tokio::time::Instant::now() + settings.body_timeout;
+    let body = read_body(&request, payload, settings.max_body_bytes, deadline).await?;
 
     let now = Utc::now();
     let keys = db
@@ -84,8 +89,14 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// Reads the body up to `limit` bytes, stopping as soon as it is exceeded, so an oversized
-/// or endless body is never buffered whole.
-async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+/// or endless body is never buffered whole. A body that is not complete by `deadline` gets
+/// 408, so a sender that trickles bytes cannot hold the request open.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<web::Bytes, ApiError> {
     let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than the limit of {limit} bytes"));
 
     let declared = request
@@ -94,15 +105,19 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usiz
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
-        discard_rest(&mut payload, limit).await;
+        discard_rest(&mut payload, limit, deadline).await;
         return Err(too_large());
     }
 
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let next = timeout_at(deadline, payload.next()).await.map_err(|_| body_timed_out(body.len()))?;
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            discard_rest(&mut payload, limit).await;
+            discard_rest(&mut payload, limit, deadline).await;
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
@@ -110,15 +125,24 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usiz
     Ok(body.freeze())
 }
 
-/// Reads and drops what remains of an oversized body, up to a few times the limit, one
-/// chunk at a time. A client that is still sending when the server responds and closes gets
-/// a broken pipe instead of the 413, so the body is drained first when that is cheap.
-async fn discard_rest(payload: &mut web::Payload, limit: usize) {
+fn body_timed_out(received: usize) -> ApiError {
+    tracing::warn!(received_bytes = received, "webhook body read timed out");
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("timed out reading the request body after {received} bytes; send the whole body without pausing"),
+    )
+}
+
+/// Reads and drops what remains of an oversized body, up to a few times the limit and until
+/// `deadline`, one chunk at a time. A client that is still sending when the server responds
+/// and closes gets a broken pipe instead of the 413, so the body is drained first when that
+/// is cheap.
+async fn discard_rest(payload: &mut web::Payload, limit: usize, deadline: tokio::time::Instant) {
     let mut discarded = 0usize;
     let budget = limit.saturating_mul(4);
     while discarded < budget {
-        match payload.next().await {
-            Some(Ok(chunk)) => discarded += chunk.len(),
+        match timeout_at(deadline, payload.next()).await {
+            Ok(Some(Ok(chunk))) => discarded += chunk.len(),
             _ => return,
         }
     }

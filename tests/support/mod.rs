@@ -20,6 +20,9 @@ use serde_json::Value;
 /// Limit used by test servers, small so oversized bodies are cheap to build.
 pub const TEST_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Body read deadline of test servers, short so slow-sender tests finish quickly.
+pub const TEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A database that exists for one test and is removed afterwards.
 pub struct TestDatabase {
     pub url: String,
@@ -115,7 +118,7 @@ impl TestServer {
         let database = TestDatabase::create();
         let config = ServerConfig {
             listen: "127.0.0.1:0".to_string(),
-            webhooks: WebhookSettings { max_body_bytes: TEST_MAX_BODY_BYTES },
+            webhooks: WebhookSettings { max_body_bytes: TEST_MAX_BODY_BYTES, body_timeout: TEST_BODY_TIMEOUT },
             workers: 2,
         };
         let db = database.db.clone();
