@@ -708,6 +708,42 @@ async fn invalid_resource_rejected() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn invalid_urls_rejected() -> TestResult {
+    let server = serve_harvest(|_| Reply::page(&[1], None));
+
+    for (setting, value) in [("base_url", "not a url"), ("base_url", "ftp://127.0.0.1/v3"), ("token_url", "")] {
+        let mut invalid = settings(&server);
+        match setting {
+            "base_url" => invalid.base_url = value.to_owned(),
+            _ => invalid.token_url = value.to_owned(),
+        }
+        let error = HarvestClient::new(invalid, 7, credentials(None)).expect_err("invalid URL");
+        assert!(
+            matches!(error, HarvestError::InvalidSetting { setting: named, .. } if named == setting),
+            "{setting} = {value:?}: {error:?}"
+        );
+    }
+    assert!(server.requests().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn zero_durations_rejected() -> TestResult {
+    let server = serve_harvest(|_| Reply::page(&[1], None));
+
+    let mut zero_window = settings(&server);
+    zero_window.budget_window = Duration::ZERO;
+    let error = HarvestClient::new(zero_window, 7, credentials(None)).expect_err("zero window");
+    assert!(matches!(error, HarvestError::InvalidSetting { setting: "budget_window", .. }), "{error:?}");
+
+    let mut zero_timeout = settings(&server);
+    zero_timeout.request_timeout = Duration::ZERO;
+    let error = HarvestClient::new(zero_timeout, 7, credentials(None)).expect_err("zero timeout");
+    assert!(matches!(error, HarvestError::InvalidSetting { setting: "request_timeout", .. }), "{error:?}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Status codes and faults
 
@@ -766,10 +802,13 @@ async fn rate_limit_blocks_every_caller() -> TestResult {
         }
         Reply::page(&[2], None)
     });
-    let client = client(&server);
+    // A short window, so that only the 429 block can hold the second caller for a second.
+    let mut settings_shared = settings(&server);
+    settings_shared.budget_window = Duration::from_millis(50);
+    let client = client_with(settings_shared.clone());
 
-    // The first caller gets 429 and keeps failing; a second caller starts during the block.
-    let mut settings_first = settings(&server);
+    // The first caller gets 429 and gives up at once; a second caller starts during the block.
+    let mut settings_first = settings_shared;
     settings_first.max_rate_limit_waits = 0;
     let limited = HarvestClient::with_parts(
         settings_first,

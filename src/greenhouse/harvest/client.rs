@@ -66,6 +66,12 @@ impl HarvestClient {
     ) -> Result<Self, HarvestError> {
         let base_url = parse_setting_url("base_url", &settings.base_url)?;
         parse_setting_url("token_url", &settings.token_url)?;
+        if budget.window().is_zero() {
+            return Err(HarvestError::InvalidSetting {
+                setting: "budget_window",
+                reason: "a window of zero length would not limit requests at all".to_owned(),
+            });
+        }
 
         let tokens = TokenCache::new(http.clone(), settings.clone(), account_id, credentials);
         let inner = ClientInner { account_id, settings, base_url, http, tokens, budget };
@@ -177,6 +183,13 @@ impl HarvestClient {
 /// must not carry the bearer token elsewhere).
 pub fn build_http_client(settings: &HarvestSettings) -> Result<reqwest::Client, HarvestError> {
     install_crypto_provider();
+
+    if settings.request_timeout.is_zero() {
+        return Err(HarvestError::InvalidSetting {
+            setting: "request_timeout",
+            reason: "a timeout of zero would fail every request; use a positive duration".to_owned(),
+        });
+    }
 
     reqwest::Client::builder()
         .timeout(settings.request_timeout)
