@@ -115,7 +115,8 @@ impl HarvestClient {
     }
 
     /// Fetches the records of `resource` with the given ids, at most 50 (Harvest's limit on
-    /// the `ids` filter). Ids that do not exist are simply missing from the result.
+    /// the `ids` filter). Ids that Harvest does not return, such as deleted records, are
+    /// missing from the result without an error.
     pub async fn get_by_ids(&self, resource: &str, ids: &[i64]) -> Result<Vec<Value>, HarvestError> {
         if ids.len() > MAX_IDS {
             return Err(HarvestError::TooManyIds {
@@ -179,8 +180,8 @@ impl HarvestClient {
 }
 
 /// Builds the HTTP client for Harvest and token requests: rustls with the `ring` provider,
-/// the settings' timeouts, and no redirects (Harvest does not redirect, and a redirect
-/// must not carry the bearer token elsewhere).
+/// the settings' timeouts, and no redirects. Harvest is not expected to redirect, and
+/// following a redirect could carry the bearer token to another host.
 pub fn build_http_client(settings: &HarvestSettings) -> Result<reqwest::Client, HarvestError> {
     install_crypto_provider();
 
