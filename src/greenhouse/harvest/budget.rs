@@ -21,8 +21,8 @@ use super::settings::{DEFAULT_BUDGET_LIMIT, DEFAULT_BUDGET_WINDOW};
 /// learned limit applies fully from the next window on.
 ///
 /// NOTE: local windows are not aligned with Greenhouse's. When a local window opens, the
-/// requests sent before the first response arrives can exceed what the server's window still
-/// allows; such a request gets 429 and waits like any other.
+/// requests sent before its first response arrives can exceed what the server's window still
+/// allows. Such a request gets 429 and waits like any other.
 #[derive(Debug)]
 pub struct Budget {
     window: Duration,
@@ -168,7 +168,7 @@ impl Budget {
         let wait = wait.unwrap_or_else(|| state.time_left_in_window(now, self.window));
         let until = now + wait;
 
-        state.blocked_until = Some(state.blocked_until.map_or(until, |b| b.max(until)));
+        state.blocked_until = Some(state.blocked_until.map_or(until, |earlier| earlier.max(until)));
         state.remaining = 0;
         wait
     }
@@ -186,7 +186,12 @@ impl Budget {
     /// Returns the current limit, remaining count and counters.
     pub fn snapshot(&self) -> BudgetSnapshot {
         let state = self.lock();
-        let remaining = if Instant::now() >= state.window_ends && state.blocked_until.is_none() {
+        let now = Instant::now();
+        let blocked = state.blocked_until.is_some_and(|until| now < until);
+        let remaining = if blocked {
+            0
+        } else if now >= state.window_ends || state.blocked_until.is_some() {
+            // The next request opens a fresh window.
             state.limit
         } else {
             state.remaining
