@@ -590,6 +590,30 @@ async fn repeated_cursor_fails_chain() -> TestResult {
 }
 
 #[tokio::test]
+async fn failed_chain_never_reports_done() -> TestResult {
+    let server = TestServer::bind();
+    let base = server.base.clone();
+    let server = server.serve(move |request| {
+        if request.is_token_request() {
+            return Reply::token("token-1", 3600);
+        }
+        let (id, next) = if request.target == "/v3/jobs" { (10, "a") } else { (9, "a") };
+        Reply::page(&[id], Some(&format!("{base}/v3/jobs?cursor={next}")))
+    });
+    let client = client(&server);
+    let mut pager = client.list("jobs", &ListFilters::new())?;
+
+    pager.next_page().await?.expect("first page");
+    let first_error = pager.next_page().await.expect_err("cursor a links to itself");
+    let second_error = pager.next_page().await.expect_err("the chain stays failed");
+
+    assert!(matches!(first_error, HarvestError::CursorRepeated { .. }), "{first_error:?}");
+    assert!(matches!(second_error, HarvestError::CursorRepeated { .. }), "{second_error:?}");
+    assert_eq!(pager.next_url(), Some(server.url("/v3/jobs?cursor=a").as_str()));
+    Ok(())
+}
+
+#[tokio::test]
 async fn page_not_advancing_fails_chain() -> TestResult {
     let server = TestServer::bind();
     let base = server.base.clone();

@@ -67,9 +67,9 @@ impl Pager {
 
     /// Fetches the next page, or returns `None` after the last one.
     ///
-    /// After a request error (retries exhausted, 403, authentication) the pager stays where
-    /// it was, so a later call sends the same request again. A repeated cursor or a page that
-    /// does not advance ends the chain, because going on would loop.
+    /// After any error the pager stays where it was, so it never reports a failed chain as
+    /// finished. A later call sends the same request again, which for a repeated cursor or a
+    /// page that does not advance fails the same way.
     pub async fn next_page(&mut self) -> Result<Option<Page>, HarvestError> {
         let Some(url) = self.next_request.clone() else {
             return Ok(None);
@@ -78,42 +78,35 @@ impl Pager {
         let fetched = self.client.fetch_records(&self.resource, &url).await?;
         self.followed.insert(url_hash(url.as_str()));
 
-        if let Err(error) = self.check_advanced(&fetched.records) {
-            self.next_request = None;
-            return Err(error);
-        }
-
+        let first_id = self.check_advanced(&fetched.records)?;
         let next = match fetched.next_link {
-            Some(link) => match self.follow(&url, &link) {
-                Ok(next_url) => Some(next_url),
-                Err(error) => {
-                    self.next_request = None;
-                    return Err(error);
-                }
-            },
+            Some(link) => Some(self.follow(&url, &link)?),
             None => {
                 self.next_request = None;
                 None
             }
         };
 
+        if first_id.is_some() {
+            self.previous_first_id = first_id;
+        }
         Ok(Some(Page { records: fetched.records, next }))
     }
 
     /// Rejects a page whose first record is the first record of the previous non-empty page.
-    fn check_advanced(&mut self, records: &[Value]) -> Result<(), HarvestError> {
-        let Some(first_id) = records.first().and_then(|record| record.get("id")?.as_i64()) else {
-            return Ok(());
-        };
+    /// Returns the page's first id, if it has one.
+    fn check_advanced(&self, records: &[Value]) -> Result<Option<i64>, HarvestError> {
+        let first_id = records.first().and_then(|record| record.get("id")?.as_i64());
 
-        if self.previous_first_id == Some(first_id) {
-            return Err(HarvestError::PageDidNotAdvance {
-                resource: self.resource.clone(),
-                first_id,
-            });
+        if let (Some(first), Some(previous)) = (first_id, self.previous_first_id) {
+            if first == previous {
+                return Err(HarvestError::PageDidNotAdvance {
+                    resource: self.resource.clone(),
+                    first_id: first,
+                });
+            }
         }
-        self.previous_first_id = Some(first_id);
-        Ok(())
+        Ok(first_id)
     }
 
     /// Checks the `next` link and makes it the next request. Returns the link as written, or
