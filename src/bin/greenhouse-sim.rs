@@ -69,7 +69,7 @@ struct Options {
     #[arg(long, env = "GREENHOUSE_SIM_RATE_LIMIT", default_value_t = 50)]
     rate_limit: u32,
 
-    /// Fixed delay added to every /v3 answer, in milliseconds.
+    /// Fixed delay added to every /v3 response, in milliseconds.
     #[arg(long, env = "GREENHOUSE_SIM_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
 
@@ -77,7 +77,7 @@ struct Options {
     #[arg(long, env = "GREENHOUSE_SIM_LATENCY_PER_RECORD_US", default_value_t = 0)]
     latency_per_record_us: u64,
 
-    /// Fraction of /v3 requests answered 500, 502 or 503.
+    /// Fraction of /v3 requests that fail with 500, 502 or 503.
     #[arg(long, env = "GREENHOUSE_SIM_ERROR_RATE", default_value_t = 0.0)]
     error_rate: f64,
 
@@ -89,11 +89,11 @@ struct Options {
     #[arg(long, env = "GREENHOUSE_SIM_SLOW_RATE", default_value_t = 0.0)]
     slow_rate: f64,
 
-    /// Extra delay of a slow answer, in milliseconds.
+    /// Extra delay of a slow response, in milliseconds.
     #[arg(long, env = "GREENHOUSE_SIM_SLOW_MS", default_value_t = 5000)]
     slow_ms: u64,
 
-    /// Resource whose list answers 403, as for a credential without that permission.
+    /// Resource whose list returns 403, as for a credential without that permission.
     #[arg(long, env = "GREENHOUSE_SIM_FORBIDDEN_RESOURCE")]
     forbidden_resource: Option<String>,
 
@@ -130,12 +130,12 @@ struct Options {
     #[arg(long, env = "GREENHOUSE_SIM_WEBHOOK_DUPLICATE_RATE", default_value_t = 0.0)]
     webhook_duplicate_rate: f64,
 
-    /// Fraction of webhooks held back by up to --webhook-max-delay-ms, so later ones overtake
+    /// Fraction of webhooks postponed by up to --webhook-max-delay-ms, so later ones overtake
     /// them.
     #[arg(long, env = "GREENHOUSE_SIM_WEBHOOK_DELAY_RATE", default_value_t = 0.0)]
     webhook_delay_rate: f64,
 
-    /// Longest hold of a delayed webhook, in milliseconds.
+    /// Maximum delay of a postponed webhook, in milliseconds.
     #[arg(long, env = "GREENHOUSE_SIM_WEBHOOK_MAX_DELAY_MS", default_value_t = 2000)]
     webhook_max_delay_ms: u64,
 }

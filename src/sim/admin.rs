@@ -12,8 +12,8 @@ use super::resource::Resource;
 use super::state::SimState;
 use super::truth;
 
-/// Largest resource `GET /_sim/dump/<resource>` returns; larger ones would build one huge
-/// answer in memory.
+/// Largest resource `GET /_sim/dump/<resource>` returns, because larger ones would build one
+/// huge response in memory.
 pub const MAX_DUMP_RECORDS: u64 = 20_000;
 
 /// Most mutations one `POST /_sim/mutate` applies.

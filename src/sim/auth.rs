@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 
-/// Why a bearer token was not accepted.
+/// Reason a bearer token was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("missing bearer token: send 'Authorization: Bearer <access_token>' from POST /token")]
@@ -18,7 +18,7 @@ pub enum TokenError {
     Expired,
 }
 
-/// Why `POST /token` was refused.
+/// Reason `POST /token` rejected the credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialsError {
     #[error("missing or malformed HTTP Basic credentials: expected 'Authorization: Basic base64(client_id:client_secret)'")]
@@ -43,8 +43,8 @@ pub struct Tokens {
 impl Tokens {
     /// Issues a token for `client_id` valid for `ttl`; returns it with its expiry.
     pub fn issue(&mut self, client_id: &str, ttl: Duration) -> (String, DateTime<Utc>) {
-        // Expired tokens are answered like unknown ones after this, so they can go; this
-        // keeps the map as small as the number of live tokens.
+        // Forgetting expired tokens turns their 'expired' error into 'unknown', which is
+        // still a 401, and keeps the map as small as the number of live tokens.
         let now = Utc::now();
         self.issued.retain(|_, issued| issued.expires_at > now);
 

@@ -23,7 +23,7 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Requests allowed per client id in each fixed 30-second window.
     pub rate_limit: u32,
-    /// Delay added to every `/v3` answer.
+    /// Delay added to every `/v3` response.
     pub latency: Duration,
     /// Delay added per record returned, so that large pages are slower than small ones.
     pub latency_per_record: Duration,
@@ -31,7 +31,7 @@ pub struct SimConfig {
     pub faults: FaultConfig,
     /// Background mutations per second; 0 leaves the data still until `POST /_sim/mutate`.
     pub mutations_per_sec: f64,
-    /// Where and how to send webhooks, or `None` to send none.
+    /// Webhook target and delivery settings, or `None` to send no webhooks.
     pub webhook: Option<WebhookConfig>,
 }
 
@@ -126,29 +126,29 @@ impl Sizes {
     }
 }
 
-/// Faults injected into `/v3` and `/token` answers. Fractions are probabilities in `0.0..=1.0`
+/// Faults injected into `/v3` responses. Fractions are probabilities in `0.0..=1.0`
 /// drawn per request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
-    /// Fraction of requests answered 500, 502 or 503 (in equal parts).
+    /// Fraction of requests that fail with 500, 502 or 503 (in equal parts).
     pub error_rate: f64,
-    /// Fraction of requests whose connection is closed without a complete answer.
+    /// Fraction of requests whose connection is closed before the response is complete.
     pub drop_rate: f64,
     /// Fraction of requests delayed by `slow_ms` on top of the configured latency.
     pub slow_rate: f64,
-    /// Extra delay of a slow answer, in milliseconds.
+    /// Extra delay of a slow response, in milliseconds.
     pub slow_ms: u64,
-    /// The next `count` `/v3` requests are answered with `status`, after authentication and
+    /// The next `count` `/v3` requests fail with `status`, after authentication and
     /// rate limiting. Deterministic, unlike `error_rate`.
     pub fail_next: Option<FailNext>,
-    /// A resource whose list answers 403, as when the credential lacks that permission.
+    /// A resource whose list returns 403, as when the credential lacks that permission.
     pub forbidden_resource: Option<String>,
     /// A resource whose next cursor page returns its own cursor again in `Link`, once. A client
     /// that follows links blindly then loops.
     pub repeat_cursor: Option<String>,
-    /// When true at the moment the faults are set, every issued token is revoked, so the next
-    /// request of every client answers 401 until it fetches a new token.
+    /// When true at the moment the faults are set, every issued token is revoked, so every
+    /// client's next request gets 401 until it fetches a new token.
     pub revoke_tokens: bool,
 }
 
@@ -176,7 +176,7 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// A target with Greenhouse's retry timing and no impairments.
+    /// Creates a target with Greenhouse's retry timing and no impairments.
     pub fn new(url: impl Into<String>, secret: impl Into<String>) -> Self {
         WebhookConfig {
             url: url.into(),
@@ -196,8 +196,8 @@ pub struct Impairments {
     pub drop_rate: f64,
     /// Fraction of events sent twice.
     pub duplicate_rate: f64,
-    /// Fraction of events held back by up to `max_delay_ms`, so later events overtake them.
+    /// Fraction of events postponed by up to `max_delay_ms`, so later events overtake them.
     pub delay_rate: f64,
-    /// Longest hold of a delayed event, in milliseconds.
+    /// Maximum delay of a postponed event, in milliseconds.
     pub max_delay_ms: u64,
 }

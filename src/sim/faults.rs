@@ -8,15 +8,15 @@ use super::resource::Resource;
 /// The faults drawn for one request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultPlan {
-    /// Close the connection without a complete answer.
+    /// Whether to close the connection before the response is complete.
     pub drop_connection: bool,
-    /// Answer with this error status instead of the page.
+    /// Error status to return instead of the page.
     pub status: Option<u16>,
     /// Delay on top of the configured latency.
     pub extra_delay: Duration,
-    /// Answer 403 because the resource is configured as forbidden.
+    /// Whether to return 403 because the resource is configured as forbidden.
     pub forbidden: bool,
-    /// Return the request's own cursor in `Link`.
+    /// Whether to return the request's own cursor in `Link`.
     pub repeat_cursor: bool,
 }
 

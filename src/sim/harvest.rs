@@ -18,7 +18,7 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn header<'a>(request: &'a HttpRequest, name: actix_web::http::header::HeaderName) -> Option<&'a str> {
+fn header(request: &HttpRequest, name: actix_web::http::header::HeaderName) -> Option<&str> {
     request.headers().get(name).and_then(|value| value.to_str().ok())
 }
 
@@ -53,7 +53,7 @@ pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<SimS
 }
 
 /// `GET /v3/<resource>`: authenticate, rate-limit, inject faults, validate, page, wait out
-/// the configured latency, answer.
+/// the configured latency, respond.
 pub async fn list_resource(request: HttpRequest, path: web::Path<String>, state: web::Data<SimState>) -> HttpResponse {
     let now = now_ms();
     let untracked = SimState::lock(&state.limiter).untracked(now);
@@ -78,8 +78,8 @@ pub async fn list_resource(request: HttpRequest, path: web::Path<String>, state:
     let cursor = params.iter().find(|(key, _)| key == "cursor").map(|(_, value)| value.clone());
     let plan = faults::draw(&mut SimState::lock(&state.faults), resource, cursor.is_some());
     tokio::time::sleep(state.settings.latency + plan.extra_delay).await;
-    if let Some(answer) = fault_answer(&plan, resource, &decision) {
-        return answer;
+    if let Some(response) = fault_response(&plan, resource, &decision) {
+        return response;
     }
 
     let query = match ListQuery::parse(resource, &params) {
@@ -95,11 +95,11 @@ pub async fn list_resource(request: HttpRequest, path: web::Path<String>, state:
     tokio::time::sleep(per_record).await;
 
     let next_cursor = if plan.repeat_cursor { cursor } else { page.next_cursor.clone() };
-    page_answer(&request, resource, page, next_cursor, &decision)
+    page_response(&request, resource, page, next_cursor, &decision)
 }
 
-/// The answer a drawn fault replaces the page with, if any.
-fn fault_answer(plan: &FaultPlan, resource: Resource, decision: &super::rate_limit::Decision) -> Option<HttpResponse> {
+/// Returns the response that replaces the page because of a drawn fault, if any.
+fn fault_response(plan: &FaultPlan, resource: Resource, decision: &super::rate_limit::Decision) -> Option<HttpResponse> {
     if plan.drop_connection {
         return Some(dropped_connection());
     }
@@ -113,7 +113,7 @@ fn fault_answer(plan: &FaultPlan, resource: Resource, decision: &super::rate_lim
     None
 }
 
-fn page_answer(request: &HttpRequest, resource: Resource, page: Page, next_cursor: Option<String>, decision: &super::rate_limit::Decision) -> HttpResponse {
+fn page_response(request: &HttpRequest, resource: Resource, page: Page, next_cursor: Option<String>, decision: &super::rate_limit::Decision) -> HttpResponse {
     // Harvest sends an empty Link header on the last page rather than none.
     let link = match next_cursor {
         Some(cursor) => {

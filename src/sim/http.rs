@@ -1,4 +1,4 @@
-//! Small helpers for building answers.
+//! Small helpers for building responses.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::rate_limit::Decision;
 
-/// Starts an answer with `status` and the rate-limit headers of `decision`.
+/// Starts a response with `status` and the rate-limit headers of `decision`.
 pub fn with_rate_headers(status: StatusCode, decision: &Decision) -> HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
     builder
@@ -19,13 +19,13 @@ pub fn with_rate_headers(status: StatusCode, decision: &Decision) -> HttpRespons
     builder
 }
 
-/// An error answer with a JSON body `{"error": message}`.
+/// Builds an error response with a JSON body `{"error": message}`.
 pub fn error(status: StatusCode, decision: &Decision, message: impl std::fmt::Display) -> HttpResponse {
     with_rate_headers(status, decision).json(json!({ "error": message.to_string() }))
 }
 
-/// An answer whose connection closes before the body is complete, as a dropped connection
-/// looks to a client: the status line may arrive, the body never does.
+/// Builds a response whose connection closes before the body is complete, which is how a
+/// dropped connection looks to a client. The status line may arrive, the body never does.
 pub fn dropped_connection() -> HttpResponse {
     let failing = futures_util::stream::once(async {
         Err::<web::Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))

@@ -15,9 +15,9 @@ pub struct Page {
 
 /// Returns the page `query` selects.
 ///
-/// Pages walk ids downwards from the cursor's last id, so records created while a client pages
-/// (which get higher ids) are not returned in that chain, and every record that exists from
-/// the first page to the last is returned exactly once.
+/// Pages walk ids downwards from the cursor's last id. Records created while a client pages get
+/// higher ids, so that chain does not return them, and every record that exists from the first
+/// page to the last is returned exactly once.
 pub fn list(store: &Store, resource: Resource, query: &ListQuery) -> Result<Page, InvalidQuery> {
     let start = match query.after_id {
         None => store.next_index(resource),

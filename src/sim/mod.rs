@@ -1,8 +1,9 @@
 //! greenhouse-sim: a local stand-in for Harvest API v3 and Greenhouse's webhook sender.
 //!
 //! Records are generated on demand from a seed, so an account of 100,000 candidates costs
-//! little memory; mutations change it over time and `/_sim/truth` reports what it holds, so a
-//! test can check that a synced copy matches. Start one in-process with [`start`].
+//! little memory. Mutations change the account over time, and `/_sim/truth` reports what it
+//! contains, so a test can check that a synced copy matches. Start one in-process with
+//! [`start`].
 
 pub mod admin;
 pub mod auth;

@@ -2,8 +2,8 @@
 //!
 //! Each mutation changes the store and returns the webhooks Greenhouse would send for it. The
 //! choice of mutation and of its target depends only on the seed and the number of mutations
-//! applied before, so a test that applies mutations synchronously gets the same changes on
-//! every run (the timestamps, which come from the clock, differ).
+//! applied before. A test that applies mutations synchronously therefore gets the same
+//! changes on every run, with only the timestamps, which come from the clock, differing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ const WEIGHTS: &[(MutationKind, u64)] = &[
     (MutationKind::DeleteScorecard, 3),
 ];
 
-/// What one mutation did.
+/// Summary of one applied mutation and the webhooks it causes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
     pub kind: MutationKind,

@@ -1,8 +1,8 @@
 //! Harvest v3 list parameters: parsing, filtering and cursors.
 //!
-//! The first request of a list carries `per_page` and filters; the answer's `Link` header then
+//! The first request of a list carries `per_page` and filters; the response's `Link` header then
 //! carries a cursor that encodes them together with the last id returned, so a cursor request
-//! must carry no other parameter (Harvest v3 answers 422 otherwise).
+//! must carry no other parameter (Harvest v3 returns 422 otherwise).
 
 use std::collections::BTreeSet;
 
@@ -22,7 +22,7 @@ pub const DEFAULT_PER_PAGE: u32 = 100;
 /// Most ids accepted in `ids` and the other id-list filters.
 pub const MAX_IDS: usize = 50;
 
-/// A list request that failed validation; answered with 422.
+/// A list request that failed validation, which returns 422.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidQuery(pub String);

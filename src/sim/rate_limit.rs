@@ -1,13 +1,14 @@
-//! Fixed-window rate limiting per client id, as Harvest v3 applies it: a window opens with a
-//! client's first request and lasts 30 seconds; `X-RateLimit-Reset` is its end in epoch
-//! seconds.
+//! Fixed-window rate limiting per client id, as Harvest v3 applies it.
+//!
+//! A window opens with a client's first request and lasts 30 seconds. `X-RateLimit-Reset` is
+//! its end in epoch seconds.
 
 use std::collections::HashMap;
 
 /// Length of a rate-limit window, in milliseconds.
 pub const WINDOW_MS: i64 = 30_000;
 
-/// The rate-limit headers of one answer, and whether the request is over the limit.
+/// The rate-limit headers of one response, and whether the request is over the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub limit: u32,
@@ -56,7 +57,7 @@ impl RateLimiter {
         Decision { limit: self.limit, remaining: self.limit - window.used, reset_epoch_secs, retry_after_secs: None }
     }
 
-    /// Headers for an answer that belongs to no client (a request without a valid token).
+    /// Returns the headers of a response that belongs to no client (a request without a valid token).
     pub fn untracked(&self, now_ms: i64) -> Decision {
         Decision { limit: self.limit, remaining: self.limit, reset_epoch_secs: ceil_secs(now_ms + WINDOW_MS), retry_after_secs: None }
     }

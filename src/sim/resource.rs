@@ -35,7 +35,7 @@ impl Resource {
         Resource::Scorecards,
     ];
 
-    /// The path segment under `/v3/`.
+    /// Returns the path segment under `/v3/`.
     pub fn name(self) -> &'static str {
         match self {
             Resource::Departments => "departments",
@@ -59,7 +59,7 @@ impl Resource {
             .expect("every resource is listed in Resource::ALL") as u64
     }
 
-    /// The id of the record at `index` (0-based, in creation order).
+    /// Returns the id of the record at `index` (0-based, in creation order).
     ///
     /// Ids grow with the index, as Greenhouse ids grow with creation time, start above 2^32 so
     /// that a client storing them in 32 bits fails at once, and end in `002` like the ids of a
@@ -68,7 +68,7 @@ impl Resource {
         (ID_BASE + self.ordinal() * RESOURCE_ID_SPAN + index * ID_STEP) as i64
     }
 
-    /// The index of the record with `id`, or `None` when `id` is not one of this resource's.
+    /// Returns the index of the record with `id`, or `None` when `id` is not one of this resource's.
     pub fn index_of(self, id: i64) -> Option<u64> {
         let start = ID_BASE + self.ordinal() * RESOURCE_ID_SPAN;
         let id = u64::try_from(id).ok()?;

@@ -52,7 +52,7 @@ impl Rng {
     }
 }
 
-/// The SplitMix64 finaliser: a bijective scramble of 64 bits.
+/// Scrambles 64 bits bijectively with the SplitMix64 finaliser.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

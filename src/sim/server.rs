@@ -29,7 +29,7 @@ pub struct RunningSim {
 }
 
 impl RunningSim {
-    /// The bound address, with the real port when port 0 was requested.
+    /// Returns the bound address, with the real port when port 0 was requested.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -45,7 +45,7 @@ impl RunningSim {
         format!("{}/token", self.base_url())
     }
 
-    /// The shared state, for in-process tests that want to mutate or inspect directly.
+    /// Returns the shared state, for in-process tests that mutate or inspect it directly.
     pub fn state(&self) -> &Arc<SimState> {
         &self.state
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::generate::{Generator, Parents, Times, format_ms};
 use super::resource::Resource;
 
-/// What a mutation changed about one record.
+/// Changes that mutations made to one record.
 #[derive(Debug, Clone)]
 struct Override {
     /// Number of content updates; selects the generated content of the record.
@@ -56,7 +56,7 @@ impl Store {
         Store { generator, tables, extra_applications: HashMap::new() }
     }
 
-    /// The generator behind the records.
+    /// Returns the generator behind the records.
     pub fn generator(&self) -> &Generator {
         &self.generator
     }
@@ -69,12 +69,12 @@ impl Store {
         self.tables.get_mut(&resource).expect("every resource has a table")
     }
 
-    /// One past the highest index ever used for `resource`.
+    /// Returns one past the highest index ever used for `resource`.
     pub fn next_index(&self, resource: Resource) -> u64 {
         self.table(resource).next_index
     }
 
-    /// Change counter of `resource`.
+    /// Returns the change counter of `resource`.
     pub fn version(&self, resource: Resource) -> u64 {
         self.table(resource).version
     }

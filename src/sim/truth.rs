@@ -1,4 +1,4 @@
-//! Ground truth: what the account holds now, for tests that compare a synced copy with it.
+//! Ground truth: what the account contains now, for tests that compare a synced copy with it.
 //!
 //! The checksum of a resource is the lowercase hex SHA-256 over its existing records in
 //! ascending id order, each fed as `<id>\n<updated_at>\n<canonical JSON>\n`, where the

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A small account that pages quickly, with a rate limit high enough not to interfere.
+/// Returns a small account that pages quickly, with a rate limit high enough not to interfere.
 pub fn small_config() -> SimConfig {
     SimConfig {
         sizes: Sizes { candidates: 120, applications: 150, offers: 20, interviews: 30, scorecards: 30, ..Sizes::default() },
@@ -25,7 +25,7 @@ pub struct Client {
     pub token: String,
 }
 
-/// One answer of a list request.
+/// The status, headers and JSON body of one list response.
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -37,7 +37,7 @@ impl Answer {
         self.headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
     }
 
-    /// The URL in `Link: <URL>; rel="next"`, or `None` on the last page.
+    /// Returns the URL in `Link: <URL>; rel="next"`, or `None` on the last page.
     pub fn next_link(&self) -> Option<String> {
         let link = self.header("link")?;
         let start = link.find('<')? + 1;
@@ -135,6 +135,6 @@ pub async fn truth_ids(sim: &RunningSim, resource: &str) -> Result<BTreeSet<i64>
 
 /// Starts a simulator, after installing the TLS provider that every reqwest client needs.
 pub async fn start(config: SimConfig) -> Result<RunningSim, Box<dyn std::error::Error>> {
-    sim::webhook::install_crypto_provider();
+    greenhouse_sync::greenhouse::harvest::install_crypto_provider();
     Ok(sim::start(config).await?)
 }

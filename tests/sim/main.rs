@@ -1,5 +1,6 @@
 //! Tests of greenhouse-sim over real HTTP on loopback ports.
 
+mod acceptance;
 mod binary;
 mod common;
 mod faults;
@@ -7,3 +8,7 @@ mod listing;
 mod tokens;
 mod truth;
 mod webhooks;
+
+// The server's own test harness, for the acceptance test against its webhook intake.
+#[path = "../support/mod.rs"]
+mod support;

@@ -31,7 +31,7 @@ impl Received {
 #[derive(Clone, Default)]
 struct ReceiverState {
     received: Arc<Mutex<Vec<Received>>>,
-    /// Requests still to be answered with 500 before answering 200.
+    /// Number of requests still to fail with 500 before the receiver returns 200.
     failures_left: Arc<AtomicUsize>,
 }
 
@@ -68,7 +68,9 @@ impl Receiver {
     }
 
     async fn stop(self) {
-        self.handle.stop(true).await;
+        // Not graceful: the sender's idle keep-alive connection would hold a graceful stop
+        // for seconds.
+        self.handle.stop(false).await;
     }
 }
 
@@ -173,7 +175,8 @@ async fn payloads_follow_greenhouse_shapes() -> TestResult {
     assert!(events[3]["payload"]["person"]["new_candidate_id"].is_i64(), "merge names the surviving candidate");
 
     let offer = &events[4]["payload"];
-    assert!(offer["id"].is_i64() && offer["offer_status"].is_string(), "offer fields sit directly under payload");
+    assert!(offer["id"].is_i64(), "offer fields sit directly under payload");
+    assert!(offer["offer_status"].is_string(), "offer fields sit directly under payload");
 
     sim.stop().await;
     receiver.stop().await;

@@ -8,7 +8,7 @@ use crate::sim::rng::Rng;
 use super::custom_fields::{FieldSet, custom_fields};
 use super::{Generator, Record, format_ms, text};
 
-/// Offers come in pairs on one application: version 1, deprecated, and version 2, current.
+/// Builds an offer. Offers come in pairs on one application: version 1, deprecated, and version 2, current.
 pub(super) fn offer(record: &Record, rng: &mut Rng) -> Value {
     let generator = record.generator;
     let (application, job) = generator.offer_application(record.index);
@@ -67,7 +67,7 @@ pub(super) fn interview(record: &Record, rng: &mut Rng) -> Value {
     })
 }
 
-/// One scorecard per interview where interviews exist, with long notes.
+/// Builds a scorecard: one per interview where interviews exist, with long notes.
 pub(super) fn scorecard(record: &Record, rng: &mut Rng) -> Value {
     let generator = record.generator;
     let application = generator.scorecard_application(record.index);

@@ -51,7 +51,7 @@ const USER_FIELDS: &[Field] = &[
     Field { key: "select_custom_field", name: "Select custom field", kind: "single_select" },
 ];
 
-/// Which set of fields a record carries.
+/// Set of custom fields a record carries.
 #[derive(Debug, Clone, Copy)]
 pub enum FieldSet {
     Candidate,

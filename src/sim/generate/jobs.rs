@@ -34,7 +34,7 @@ pub(super) fn job(record: &Record, rng: &mut Rng) -> Value {
     })
 }
 
-/// One post per job; the post shares the job's index.
+/// Builds a job post. Each job has one post, which shares the job's index.
 pub(super) fn job_post(record: &Record, rng: &mut Rng) -> Value {
     let title = text::JOB_NAMES[record.index as usize % text::JOB_NAMES.len()];
     let live = rng.chance(2, 3);
@@ -67,7 +67,7 @@ pub(super) fn job_post(record: &Record, rng: &mut Rng) -> Value {
     })
 }
 
-/// Five stages per job: the stage at index `i` is slot `i % 5` of job `i / 5`.
+/// Builds a stage. Each job has five, so the stage at index `i` is slot `i % 5` of job `i / 5`.
 pub(super) fn job_interview_stage(record: &Record, _rng: &mut Rng) -> Value {
     let slot = record.index % STAGES_PER_JOB;
     json!({

@@ -32,7 +32,7 @@ pub struct Times {
     pub updated_ms: i64,
 }
 
-/// Where an application points: its candidate and, unless it is a jobless prospect, its job.
+/// Parents of an application: its candidate and, unless it is a jobless prospect, its job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApplicationLinks {
     pub candidate: u64,
@@ -198,7 +198,7 @@ impl Generator {
     }
 }
 
-/// What a record builder needs to know about the record it builds.
+/// Context of the record a builder builds.
 struct Record<'a> {
     generator: &'a Generator,
     resource: Resource,
@@ -224,7 +224,7 @@ impl Record<'_> {
         self.generator.user_id(rng.next_u64())
     }
 
-    /// A random stream that ignores the revision, for fields that updates never change
+    /// Returns a random stream that ignores the revision, for fields that updates never change
     /// (names, e-mail addresses, parents).
     fn stable_rng(&self) -> Rng {
         self.generator.rng(self.resource, self.index, Stream::Content, 0)

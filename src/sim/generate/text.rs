@@ -93,7 +93,8 @@ pub fn note(rng: &mut Rng, sentences: u64) -> String {
         if i > 0 {
             text.push(if rng.chance(1, 6) { '\n' } else { ' ' });
         }
-        text.push_str(*rng.pick(NOTE_SENTENCES));
+        let sentence: &&str = rng.pick(NOTE_SENTENCES);
+        text.push_str(sentence);
     }
     text
 }

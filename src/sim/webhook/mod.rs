@@ -5,4 +5,4 @@ pub mod payload;
 pub mod sender;
 
 pub use payload::Event;
-pub use sender::{WebhookSender, WebhookStats, install_crypto_provider};
+pub use sender::{WebhookSender, WebhookStats};

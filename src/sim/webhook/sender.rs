@@ -41,15 +41,15 @@ pub struct WebhookStats {
     pub events: u64,
     /// HTTP requests made, retries and duplicates included.
     pub attempts: u64,
-    /// Deliveries answered with 200.
+    /// Deliveries that got HTTP 200.
     pub delivered: u64,
-    /// Attempts answered with anything but 200, or that failed or timed out.
+    /// Attempts that got another status, failed to connect or timed out.
     pub failed_attempts: u64,
     /// Events never sent because of the drop impairment.
     pub dropped: u64,
     /// Events sent a second time because of the duplicate impairment.
     pub duplicated: u64,
-    /// Events held back because of the delay impairment.
+    /// Events postponed by the delay impairment.
     pub delayed: u64,
     /// Deliveries abandoned after the last retry.
     pub gave_up: u64,
@@ -85,7 +85,9 @@ struct Delivery {
 impl WebhookSender {
     /// Starts the sender on the current Tokio runtime.
     pub fn start(config: WebhookConfig) -> anyhow::Result<Self> {
-        install_crypto_provider();
+        // Building a reqwest client panics until a rustls provider is installed, even for
+        // plain-HTTP targets.
+        crate::greenhouse::harvest::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
@@ -104,7 +106,7 @@ impl WebhookSender {
     }
 
     /// Queues an event for delivery. Events leave in the order they were queued unless the
-    /// delay impairment holds some back.
+    /// delay impairment postpones some.
     pub fn send(&self, event: Event) {
         self.shared.counters.events.fetch_add(1, Ordering::Relaxed);
         self.shared.counters.pending.fetch_add(1, Ordering::Relaxed);
@@ -125,7 +127,7 @@ impl WebhookSender {
         *self.shared.impairments.lock().expect("impairments lock is never poisoned") = impairments;
     }
 
-    /// The impairments in force.
+    /// Returns the impairments in force.
     pub fn impairments(&self) -> Impairments {
         self.shared.impairments.lock().expect("impairments lock is never poisoned").clone()
     }
@@ -146,15 +148,6 @@ impl WebhookSender {
             pending: read(&c.pending),
         }
     }
-}
-
-/// Installs rustls' ring provider as the process default unless one is installed already.
-///
-/// reqwest is built with `rustls-no-provider`, and building any client panics until a
-/// provider is installed, even for plain-HTTP targets. An `Err` here means another part of the
-/// process installed one first, which serves as well.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Takes events in order, applies impairments and makes each event's first attempt before
@@ -239,7 +232,7 @@ impl Shared {
         Duration::from_secs_f64(minutes as f64 * 60.0 / scale)
     }
 
-    /// Makes one HTTP request; returns true when it was answered with exactly 200.
+    /// Makes one HTTP request and returns true when its status is exactly 200.
     async fn attempt(&self, delivery: &Delivery) -> bool {
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let result = self
