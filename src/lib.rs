@@ -9,4 +9,5 @@ pub mod db;
 pub mod greenhouse;
 pub mod server;
 pub mod sim;
+pub mod sweep;
 pub mod webhooks;

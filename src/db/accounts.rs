@@ -163,3 +163,30 @@ pub fn webhook_keys(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> die
     let row = sql.first::<KeysRow>(conn)?;
     Ok(row.map(|r| WebhookKeys { current: r.webhook_secret, previous: r.previous_webhook_secret }))
 }
+
+/// Harvest v3 credentials of an account, as stored.
+#[derive(Clone)]
+pub struct HarvestCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub user_id: Option<String>,
+}
+
+impl std::fmt::Debug for HarvestCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HarvestCredentials").field("client_id", &self.client_id).field("client_secret", &"***").finish()
+    }
+}
+
+/// Returns the Harvest credentials of an enabled account, or `None` when it has none.
+pub fn harvest_credentials(conn: &mut DbConnection, id: i64) -> diesel::QueryResult<Option<HarvestCredentials>> {
+    let mut sql = select_accounts(conn.backend());
+    sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id))).push(" AND disabled_at IS NULL");
+    let row = sql.first::<AccountRow>(conn)?;
+    Ok(row.and_then(|row| match (row.harvest_client_id, row.harvest_client_secret) {
+        (Some(client_id), Some(client_secret)) => {
+            Some(HarvestCredentials { client_id, client_secret, user_id: row.harvest_user_id })
+        }
+        _ => None,
+    }))
+}

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod migrations;
 pub mod records;
 pub mod sql;
+pub mod sweeps;
 
 use std::time::Duration;
 

@@ -364,3 +364,51 @@ fn push_column_read(sql: &mut Sql, column: &Column) {
         }
     }
 }
+
+/// Counts of a page write.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PageWrites {
+    pub written: usize,
+    /// Records a guard kept: the stored row is newer, or deleted.
+    pub kept: usize,
+}
+
+/// Upserts complete Harvest v3 records, such as one page of a list, replacing the stored
+/// JSON of each under the version and deletion guards. The caller owns the transaction.
+pub fn upsert_v3_records(
+    conn: &mut DbConnection,
+    account_id: i64,
+    resource: Resource,
+    records: &[Value],
+    seen_by_run: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<PageWrites, WriteError> {
+    let mut writes = PageWrites::default();
+    for record in records {
+        let invalid = |problem: &str| WriteError::InvalidField { resource, id: 0, field: "id", problem: problem.to_string() };
+        let fields = record.as_object().ok_or_else(|| invalid("record must be a JSON object"))?;
+        let id = fields.get("id").and_then(Value::as_i64).ok_or_else(|| invalid("must be a 64-bit integer"))?;
+
+        let write = RecordWrite { resource, id, fields, merge: Merge::Replace, seen_by_run };
+        if upsert_record(conn, account_id, &write, now)? {
+            writes.written += 1;
+        } else {
+            writes.kept += 1;
+            if let Some(run_id) = seen_by_run {
+                stamp_seen(conn, account_id, resource, id, run_id)?;
+            }
+        }
+    }
+    Ok(writes)
+}
+
+/// Records that a full run read a record whose stored version a guard kept, so that the
+/// run's deletion pass does not take the record for deleted.
+fn stamp_seen(conn: &mut DbConnection, account_id: i64, resource: Resource, id: i64, run_id: i64) -> Result<(), WriteError> {
+    let mut sql = Sql::new(conn.backend());
+    sql.push(&format!("UPDATE {} SET last_seen_run_id = ", resource.name())).bind(SqlValue::Int(Some(run_id)));
+    sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
+    sql.push(" AND id = ").bind(SqlValue::Int(Some(id)));
+    sql.execute(conn)?;
+    Ok(())
+}

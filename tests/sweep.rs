@@ -1,0 +1,241 @@
+//! Reconciliation sweeps against greenhouse-sim over real HTTP, on SQLite by default and on
+//! PostgreSQL when `TEST_DATABASE_URL` is set. The check is always the same: the local copy
+//! equals the simulator's ground truth, record for record.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use greenhouse_sync::db::accounts::{self, NewAccount};
+use greenhouse_sync::db::sql::{Sql, SqlValue, parse_time_text};
+use greenhouse_sync::greenhouse::Resource;
+use greenhouse_sync::greenhouse::harvest::{Credentials, HarvestClient, HarvestSettings};
+use greenhouse_sync::sim::{self, RunningSim, SimConfig, Sizes};
+use greenhouse_sync::sweep::{self, Mode, Progress, SweepSettings};
+use serde_json::{Value, json};
+use support::TestDatabase;
+
+const SIM_SECRET: &str = "sim-secret";
+
+/// A small account with every resource, a rate limit that never interferes and no latency.
+fn sim_config() -> SimConfig {
+    SimConfig {
+        sizes: Sizes { candidates: 400, applications: 480, offers: 60, interviews: 80, scorecards: 80, ..Sizes::default() },
+        rate_limit: 100_000,
+        ..SimConfig::default()
+    }
+}
+
+/// Small pages and several slices, so that every run crosses many page boundaries.
+fn sweep_settings() -> SweepSettings {
+    SweepSettings { per_page: 50, pages_in_flight: 3, slices: 3, lease: Duration::from_secs(30), ..SweepSettings::default() }
+}
+
+struct Fixture {
+    sim: RunningSim,
+    database: TestDatabase,
+    account_id: i64,
+    client: HarvestClient,
+    http: reqwest::Client,
+}
+
+async fn fixture(config: SimConfig) -> Fixture {
+    let sim = sim::start(config).await.expect("start simulator");
+    let database = TestDatabase::create();
+    let account_id = {
+        let mut conn = database.db.get().expect("connection");
+        let new = NewAccount {
+            name: "Simulated".to_string(),
+            webhook_secret: "hook-secret".to_string(),
+            harvest_client_id: Some("sync-client".to_string()),
+            harvest_client_secret: Some(SIM_SECRET.to_string()),
+            harvest_user_id: Some("42".to_string()),
+        };
+        accounts::create(&mut conn, &new, chrono::Utc::now()).expect("account").id
+    };
+    let settings = HarvestSettings {
+        base_url: format!("{}/v3", sim.base_url()),
+        token_url: sim.token_url(),
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        // The simulator's limit is far higher; starting low would only make tests wait.
+        budget_limit: 100_000,
+        ..HarvestSettings::default()
+    };
+    let credentials = Credentials {
+        client_id: "sync-client".to_string(),
+        client_secret: SIM_SECRET.to_string(),
+        user_id: Some("42".to_string()),
+    };
+    let client = HarvestClient::new(settings, account_id, credentials).expect("client");
+    Fixture { sim, database, account_id, client, http: reqwest::Client::new() }
+}
+
+impl Fixture {
+    async fn sweep(&self, mode: Mode) -> sweep::RunReport {
+        self.sweep_with(mode, Arc::new(Progress::default())).await.expect("sweep runs")
+    }
+
+    async fn sweep_with(&self, mode: Mode, progress: Arc<Progress>) -> Result<sweep::RunReport, sweep::SweepError> {
+        sweep::run(&self.database.db, &self.client, &sweep_settings(), "test-owner", mode, progress).await
+    }
+
+    async fn truth(&self, resource: Resource) -> BTreeMap<i64, String> {
+        let url = format!("{}/_sim/truth/{}", self.sim.base_url(), resource.name());
+        let pairs: Vec<(i64, String)> = self.http.get(url).send().await.expect("truth").json().await.expect("truth JSON");
+        pairs.into_iter().collect()
+    }
+
+    async fn mutate(&self, count: u32) {
+        let url = format!("{}/_sim/mutate", self.sim.base_url());
+        let response = self.http.post(url).json(&json!({ "count": count })).send().await.expect("mutate");
+        assert_eq!(response.status(), 200);
+    }
+
+    async fn set_faults(&self, faults: Value) {
+        let url = format!("{}/_sim/faults", self.sim.base_url());
+        let response = self.http.post(url).json(&faults).send().await.expect("faults");
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    }
+
+    /// Live local rows of a resource: id and `updated_at`.
+    fn local(&self, resource: Resource) -> BTreeMap<i64, String> {
+        let mut conn = self.database.db.get().expect("connection");
+        let mut sql = Sql::new(self.database.db.backend());
+        sql.push("SELECT id, ").push_time_text("updated_at").push(" AS updated_at FROM ").push(resource.name());
+        sql.push(" WHERE deleted_at IS NULL AND account_id = ").bind(SqlValue::Int(Some(self.account_id)));
+        sql.load::<VersionRow>(&mut conn).expect("local rows").into_iter().map(|row| (row.id, row.updated_at.unwrap_or_default())).collect()
+    }
+
+    /// Asserts that every resource's live rows equal the simulator's records and versions.
+    async fn assert_converged(&self) {
+        for resource in Resource::ALL {
+            let truth = self.truth(resource).await;
+            let local = self.local(resource);
+            let missing: Vec<_> = truth.keys().filter(|id| !local.contains_key(id)).take(5).collect();
+            let extra: Vec<_> = local.keys().filter(|id| !truth.contains_key(id)).take(5).collect();
+            assert!(missing.is_empty(), "{resource}: missing locally, for example {missing:?}");
+            assert!(extra.is_empty(), "{resource}: stored but not in Greenhouse, for example {extra:?}");
+            for (id, updated_at) in &truth {
+                let stored = parse_time_text(&local[id]);
+                let expected = parse_time_text(updated_at);
+                assert_eq!(stored, expected, "{resource} {id}: stored version differs");
+            }
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    updated_at: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sweep_copies_every_record() {
+    let fixture = fixture(sim_config()).await;
+    let report = fixture.sweep(Mode::Full).await;
+
+    assert_eq!(report.status, "completed", "{report:?}");
+    assert_eq!(report.deleted, 0);
+    assert!(report.pages > 11, "small pages: {}", report.pages);
+    fixture.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sweep_finds_deletions_and_merges() {
+    let fixture = fixture(sim_config()).await;
+    fixture.sweep(Mode::Full).await;
+    fixture.mutate(150).await;
+
+    let report = fixture.sweep(Mode::Full).await;
+    assert_eq!(report.status, "completed", "{report:?}");
+    assert!(report.deleted > 0, "150 mutations include deletions and merges");
+    fixture.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_sweep_reads_changes_only() {
+    let fixture = fixture(sim_config()).await;
+    let full = fixture.sweep(Mode::Full).await;
+    // Updates only: an incremental run cannot see deletions.
+    let url = format!("{}/_sim/mutate", fixture.sim.base_url());
+    fixture.http.post(&url).json(&json!({"count": 40, "kind": "update_candidate"})).send().await.expect("mutate");
+    fixture.http.post(&url).json(&json!({"count": 40, "kind": "update_application"})).send().await.expect("mutate");
+
+    let incremental = fixture.sweep(Mode::Incremental).await;
+    assert_eq!(incremental.status, "completed", "{incremental:?}");
+    assert!(incremental.records < full.records, "{} records read, full read {}", incremental.records, full.records);
+    fixture.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_resource_is_skipped_without_deletions() {
+    let fixture = fixture(sim_config()).await;
+    fixture.sweep(Mode::Full).await;
+    fixture.set_faults(json!({"forbidden_resource": "scorecards"})).await;
+
+    let report = fixture.sweep(Mode::Full).await;
+    assert_eq!(report.status, "completed", "{report:?}");
+    assert!(report.notes.iter().any(|n| n.starts_with("scorecards")), "{:?}", report.notes);
+    let stored = fixture.local(Resource::Scorecards).len();
+    assert_eq!(stored, fixture.truth(Resource::Scorecards).await.len(), "no scorecard was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_sweep_resumes_from_checkpoint() {
+    let fixture = fixture(sim_config()).await;
+    let progress = Arc::new(Progress::default());
+    let watcher = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            while progress.pages() < 8 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            progress.cancel();
+        })
+    };
+    let first = fixture.sweep_with(Mode::Full, progress).await.expect("first part");
+    watcher.await.expect("watcher");
+    assert_eq!(first.status, "interrupted");
+
+    let resumed = fixture.sweep(Mode::Incremental).await;
+    assert_eq!(resumed.run_id, first.run_id, "the unfinished run is resumed, not replaced");
+    assert_eq!(resumed.mode, Mode::Full);
+    assert_eq!(resumed.status, "completed");
+    fixture.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sweep_deletes_nothing_and_keeps_watermark() {
+    let fixture = fixture(sim_config()).await;
+    fixture.sweep(Mode::Full).await;
+    let before: usize = Resource::ALL.iter().map(|r| fixture.local(*r).len()).sum();
+    fixture.mutate(100).await;
+    fixture.set_faults(json!({"error_rate": 1.0})).await;
+
+    let report = fixture.sweep(Mode::Full).await;
+    assert_eq!(report.status, "failed", "{report:?}");
+    assert_eq!(report.deleted, 0);
+    let after: usize = Resource::ALL.iter().map(|r| fixture.local(*r).len()).sum();
+    assert_eq!(after, before, "a failed run marks nothing deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_sweep_of_account_is_busy() {
+    let fixture = fixture(sim_config()).await;
+    let mut conn = fixture.database.db.get().expect("connection");
+    let now = chrono::Utc::now();
+    let held = greenhouse_sync::db::sweeps::acquire_lease(&mut conn, fixture.account_id, "other-replica", None, now + chrono::Duration::seconds(60), now)
+        .expect("lease");
+    assert!(held);
+
+    let outcome = fixture.sweep_with(Mode::Full, Arc::new(Progress::default())).await;
+    assert!(matches!(outcome, Err(sweep::SweepError::Busy(_))), "{outcome:?}");
+}
