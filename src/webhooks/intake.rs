@@ -157,6 +157,11 @@ fn reject_signature(account_id: i64, error: SignatureError) -> ApiError {
 fn parse_delivery(account_id: i64, request: &HttpRequest, body: web::Bytes) -> Result<VerifiedDelivery, ApiError> {
     let json: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
     let action = match json.get("action") {
+        // PostgreSQL text cannot hold NUL (`\u0000`), so storing such an action would fail
+        // with 503 on every retry. No documented action name contains control characters.
+        Some(Value::String(action)) if action.chars().any(char::is_control) => {
+            return Err(ApiError::bad_request("'action' must not contain control characters such as \\u0000"));
+        }
         Some(Value::String(action)) if !action.is_empty() => action.clone(),
         Some(_) => return Err(ApiError::bad_request("'action' must be a non-empty string")),
         None => return Err(ApiError::bad_request("body has no 'action' field")),
