@@ -29,11 +29,10 @@ fn parse_resource(name: &str) -> Result<Resource, HttpResponse> {
 
 /// `GET /_sim/truth`: count and checksum of every resource.
 pub async fn truth_all(state: web::Data<SimState>) -> HttpResponse {
-    let store = SimState::lock(&state.store);
-    let mut cache = SimState::lock(&state.truth);
+    let mut store = SimState::lock(&state.store);
     let mut body = Map::new();
     for resource in Resource::ALL {
-        let truth = cache.get(&store, resource);
+        let truth = store.truth(resource);
         body.insert(resource.name().to_owned(), json!(truth));
     }
     HttpResponse::Ok().json(Value::Object(body))

@@ -136,6 +136,15 @@ impl Change<'_> {
             .find(|index| self.store.exists(resource, *index))
     }
 
+    /// Picks an existing record other than `except`, probing forward from a random start.
+    fn pick_other(&mut self, resource: Resource, except: u64) -> Option<u64> {
+        let count = self.store.next_index(resource);
+        let start = self.rng.below(count);
+        (0..count.min(256))
+            .map(|step| (start + step) % count)
+            .find(|index| *index != except && self.store.exists(resource, *index))
+    }
+
     fn record(&self, resource: Resource, index: u64) -> Option<serde_json::Map<String, Value>> {
         self.store.record(resource, index)
     }
@@ -223,10 +232,7 @@ impl Change<'_> {
     /// one, the old candidate is deleted and both changed records get a new `updated_at`.
     fn merge_candidates(&mut self) -> Option<(Resource, u64, Vec<Event>)> {
         let old = self.pick(Resource::Candidates)?;
-        let new = self.pick(Resource::Candidates)?;
-        if old == new {
-            return None;
-        }
+        let new = self.pick_other(Resource::Candidates, old)?;
         let record = self.record(Resource::Candidates, old)?;
         for application in self.store.applications_of(old) {
             self.store.set_application_candidate(application, new);

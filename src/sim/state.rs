@@ -9,7 +9,6 @@ use super::generate::Generator;
 use super::mutate::{Applied, MutationKind, Mutator};
 use super::rate_limit::RateLimiter;
 use super::store::Store;
-use super::truth::TruthCache;
 use super::webhook::WebhookSender;
 
 /// Settings that do not change while the simulator runs.
@@ -26,7 +25,6 @@ pub struct Settings {
 pub struct SimState {
     pub settings: Settings,
     pub store: Mutex<Store>,
-    pub truth: Mutex<TruthCache>,
     pub tokens: Mutex<Tokens>,
     pub limiter: Mutex<RateLimiter>,
     pub faults: Mutex<FaultConfig>,
@@ -46,7 +44,6 @@ impl SimState {
         SimState {
             settings,
             store: Mutex::new(Store::new(Generator::new(config.seed, config.sizes))),
-            truth: Mutex::new(TruthCache::default()),
             tokens: Mutex::new(Tokens::default()),
             limiter: Mutex::new(RateLimiter::new(config.rate_limit)),
             faults: Mutex::new(config.faults.clone()),

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::generate::{Generator, Parents, Times, format_ms};
 use super::resource::Resource;
+use super::truth::{Checksum, Truth, full_checksum, record_digest};
 
 /// Changes that mutations made to one record.
 #[derive(Debug, Clone)]
@@ -29,8 +30,9 @@ struct Table {
     /// Records `0..next_index` were generated or created; those not deleted exist.
     next_index: u64,
     overrides: BTreeMap<u64, Override>,
-    /// Grows on every change, so cached checksums know when they are stale.
-    version: u64,
+    /// Count and digest sum of the existing records, kept up to date on every change once
+    /// the first truth request has computed it.
+    checksum: Option<Checksum>,
 }
 
 /// The whole account.
@@ -49,7 +51,7 @@ impl Store {
         let tables = Resource::ALL
             .into_iter()
             .map(|resource| {
-                let table = Table { next_index: generator.sizes.count(resource), overrides: BTreeMap::new(), version: 0 };
+                let table = Table { next_index: generator.sizes.count(resource), overrides: BTreeMap::new(), checksum: None };
                 (resource, table)
             })
             .collect();
@@ -74,9 +76,28 @@ impl Store {
         self.table(resource).next_index
     }
 
-    /// Returns the change counter of `resource`.
-    pub fn version(&self, resource: Resource) -> u64 {
-        self.table(resource).version
+    /// Returns the count and checksum of `resource`. The first call reads every record, and
+    /// later calls return the sum that every change has kept up to date.
+    pub fn truth(&mut self, resource: Resource) -> Truth {
+        if let Some(checksum) = self.table(resource).checksum {
+            return checksum.truth();
+        }
+        let checksum = full_checksum(self, resource);
+        self.table_mut(resource).checksum = Some(checksum);
+        checksum.truth()
+    }
+
+    /// Adds (`present`) or removes the current digest of a record from the running checksum.
+    /// Every change removes the record's digest before and adds it back after.
+    fn account(&mut self, resource: Resource, index: u64, present: bool) {
+        if self.table(resource).checksum.is_none() {
+            return;
+        }
+        let Some(record) = self.record(resource, index) else { return };
+        let digest = record_digest(resource, index, &record);
+        if let Some(checksum) = self.table_mut(resource).checksum.as_mut() {
+            if present { checksum.add(&digest) } else { checksum.remove(&digest) }
+        }
     }
 
     /// Returns the timestamps of a record, or `None` when it does not exist.
@@ -143,11 +164,11 @@ impl Store {
         let table = self.table_mut(resource);
         let index = table.next_index;
         table.next_index += 1;
-        table.version += 1;
 
         let times = Times { created_ms: now_ms, updated_ms: now_ms };
         let change = Override { revision: 0, times, deleted: false, candidate: None, patch: Map::new() };
         table.overrides.insert(index, change);
+        self.account(resource, index, true);
         index
     }
 
@@ -157,34 +178,40 @@ impl Store {
     /// not, so that every change is visible to an `updated_at` guard.
     pub fn touch(&mut self, resource: Resource, index: u64, now_ms: i64) {
         let Some(times) = self.times(resource, index) else { return };
+        self.account(resource, index, false);
         let change = self.override_mut(resource, index, times);
         change.revision += 1;
         change.times.updated_ms = now_ms.max(times.updated_ms + 1);
+        self.account(resource, index, true);
     }
 
     /// Sets one field of a record explicitly, on top of its generated content.
     pub fn set_field(&mut self, resource: Resource, index: u64, key: &str, value: Value) {
         let Some(times) = self.times(resource, index) else { return };
+        self.account(resource, index, false);
         let change = self.override_mut(resource, index, times);
         change.patch.insert(key.to_owned(), value);
+        self.account(resource, index, true);
     }
 
     /// Points an application at another candidate.
     pub fn set_application_candidate(&mut self, application: u64, candidate: u64) {
         let Some(times) = self.times(Resource::Applications, application) else { return };
+        self.account(Resource::Applications, application, false);
         self.override_mut(Resource::Applications, application, times).candidate = Some(candidate);
         self.extra_applications.entry(candidate).or_default().push(application);
+        self.account(Resource::Applications, application, true);
     }
 
     /// Deletes a record. Deleting a missing record does nothing.
     pub fn delete(&mut self, resource: Resource, index: u64) {
         let Some(times) = self.times(resource, index) else { return };
+        self.account(resource, index, false);
         self.override_mut(resource, index, times).deleted = true;
     }
 
     fn override_mut(&mut self, resource: Resource, index: u64, times: Times) -> &mut Override {
         let table = self.table_mut(resource);
-        table.version += 1;
         table.overrides.entry(index).or_insert_with(|| Override {
             revision: 0,
             times,

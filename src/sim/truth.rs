@@ -1,11 +1,11 @@
 //! Ground truth: what the account contains now, for tests that compare a synced copy with it.
 //!
-//! The checksum of a resource is the lowercase hex SHA-256 over its existing records in
-//! ascending id order, each fed as `<id>\n<updated_at>\n<canonical JSON>\n`, where the
-//! canonical JSON is compact with object keys sorted. It changes exactly when a record is
-//! created, deleted, or changes content or `updated_at`.
-
-use std::collections::HashMap;
+//! The checksum of a resource is the sum, modulo 2^256, of one SHA-256 digest per existing
+//! record, read as a big-endian number and written as 64 lowercase hex digits. Each digest is
+//! taken over `<id>\n<updated_at>\n<canonical JSON>`, where the canonical JSON is compact with
+//! object keys sorted. A sum does not depend on record order, so the store can keep it up to
+//! date on every change instead of reading every record again. It changes exactly when a
+//! record is created, deleted, or changes content or `updated_at`.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -21,42 +21,76 @@ pub struct Truth {
     pub checksum: String,
 }
 
-/// Checksums already computed, keyed by resource and valid while its version is unchanged.
-#[derive(Debug, Default)]
-pub struct TruthCache {
-    entries: HashMap<Resource, (u64, Truth)>,
+/// Running count and digest sum of one resource's records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checksum {
+    count: u64,
+    /// 256-bit sum as four 64-bit limbs, least significant first.
+    sum: [u64; 4],
 }
 
-impl TruthCache {
-    /// Returns the truth of `resource`, computing it only when the resource changed since the
-    /// last call.
-    pub fn get(&mut self, store: &Store, resource: Resource) -> Truth {
-        let version = store.version(resource);
-        if let Some((cached_version, truth)) = self.entries.get(&resource) {
-            if *cached_version == version {
-                return truth.clone();
-            }
+impl Checksum {
+    /// Adds one record's digest.
+    pub fn add(&mut self, digest: &[u8; 32]) {
+        let mut carry = false;
+        for (limb, value) in self.sum.iter_mut().zip(limbs(digest)) {
+            let (partial, overflow_a) = limb.overflowing_add(value);
+            let (total, overflow_b) = partial.overflowing_add(u64::from(carry));
+            *limb = total;
+            carry = overflow_a || overflow_b;
         }
-        let truth = compute(store, resource);
-        self.entries.insert(resource, (version, truth.clone()));
-        truth
+        self.count += 1;
+    }
+
+    /// Removes one record's digest, added before.
+    pub fn remove(&mut self, digest: &[u8; 32]) {
+        let mut borrow = false;
+        for (limb, value) in self.sum.iter_mut().zip(limbs(digest)) {
+            let (partial, underflow_a) = limb.overflowing_sub(value);
+            let (total, underflow_b) = partial.overflowing_sub(u64::from(borrow));
+            *limb = total;
+            borrow = underflow_a || underflow_b;
+        }
+        self.count = self.count.saturating_sub(1);
+    }
+
+    /// Returns the count and the sum as 64 hex digits, most significant first.
+    pub fn truth(&self) -> Truth {
+        let checksum = self.sum.iter().rev().map(|limb| format!("{limb:016x}")).collect();
+        Truth { count: self.count, checksum }
     }
 }
 
-fn compute(store: &Store, resource: Resource) -> Truth {
-    let mut hasher = Sha256::new();
-    let mut count = 0;
-    for index in 0..store.next_index(resource) {
-        let Some(record) = store.record(resource, index) else { continue };
-        let updated_at = record.get("updated_at").and_then(Value::as_str).unwrap_or_default();
-        hasher.update(format!("{}\n{updated_at}\n", resource.id_of(index)));
-        let mut canonical = String::new();
-        write_canonical(&Value::Object(record.clone()), &mut canonical);
-        hasher.update(canonical);
-        hasher.update(b"\n");
-        count += 1;
+/// Splits a big-endian 256-bit digest into limbs, least significant first.
+fn limbs(digest: &[u8; 32]) -> [u64; 4] {
+    let mut limbs = [0u64; 4];
+    for (i, chunk) in digest.rchunks_exact(8).enumerate() {
+        limbs[i] = u64::from_be_bytes(chunk.try_into().expect("rchunks_exact yields 8-byte chunks"));
     }
-    Truth { count, checksum: hex::encode(hasher.finalize()) }
+    limbs
+}
+
+/// Returns the digest of one record as the checksum counts it.
+pub fn record_digest(resource: Resource, index: u64, record: &Map<String, Value>) -> [u8; 32] {
+    let updated_at = record.get("updated_at").and_then(Value::as_str).unwrap_or_default();
+    let mut canonical = String::new();
+    write_canonical_object(record, &mut canonical);
+
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{}\n{updated_at}\n", resource.id_of(index)));
+    hasher.update(canonical);
+    hasher.finalize().into()
+}
+
+/// Computes the checksum of a resource from every existing record.
+pub fn full_checksum(store: &Store, resource: Resource) -> Checksum {
+    let mut checksum = Checksum::default();
+    for index in 0..store.next_index(resource) {
+        if let Some(record) = store.record(resource, index) {
+            checksum.add(&record_digest(resource, index, &record));
+        }
+    }
+    checksum
 }
 
 /// Returns `[id, updated_at]` of every existing record, in ascending id order.
@@ -74,20 +108,7 @@ pub fn dump(store: &Store, resource: Resource) -> Vec<Map<String, Value>> {
 /// Writes compact JSON with object keys sorted, whatever order the map keeps them in.
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::from(key.as_str()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_canonical_object(map, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -100,6 +121,21 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         scalar => out.push_str(&scalar.to_string()),
     }
+}
+
+fn write_canonical_object(map: &Map<String, Value>, out: &mut String) {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    out.push('{');
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(key.as_str()).to_string());
+        out.push(':');
+        write_canonical(&map[key], out);
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
@@ -117,19 +153,53 @@ mod tests {
     }
 
     #[test]
+    fn sum_is_order_independent_and_reversible() {
+        let digests = [[0xffu8; 32], [1u8; 32], [0x80u8; 32]];
+        let mut forward = Checksum::default();
+        let mut backward = Checksum::default();
+        for digest in &digests {
+            forward.add(digest);
+        }
+        for digest in digests.iter().rev() {
+            backward.add(digest);
+        }
+        assert_eq!(forward, backward);
+
+        for digest in &digests {
+            forward.remove(digest);
+        }
+        assert_eq!(forward, Checksum::default());
+    }
+
+    #[test]
+    fn maintained_checksum_equals_full_recompute() {
+        let mut store = Store::new(Generator::new(1, Sizes::default()));
+        let first = store.truth(Resource::Applications);
+        assert_eq!(first, full_checksum(&store, Resource::Applications).truth());
+
+        let mut mutator = crate::sim::mutate::Mutator::new(5);
+        for step in 0..200 {
+            mutator.apply(&mut store, None, 1_900_000_000_000 + step);
+        }
+        for resource in Resource::ALL {
+            assert_eq!(store.truth(resource), full_checksum(&store, resource).truth(), "{resource}");
+        }
+        assert_ne!(store.truth(Resource::Applications), first);
+    }
+
+    #[test]
     fn checksum_changes_only_with_data() {
         let mut store = Store::new(Generator::new(1, Sizes::default()));
-        let mut cache = TruthCache::default();
-        let first = cache.get(&store, Resource::Jobs);
-        assert_eq!(compute(&store, Resource::Jobs), first);
+        let first = store.truth(Resource::Jobs);
+        assert_eq!(store.truth(Resource::Jobs), first);
 
         store.touch(Resource::Jobs, 1, 0);
-        let second = cache.get(&store, Resource::Jobs);
+        let second = store.truth(Resource::Jobs);
         assert_ne!(first.checksum, second.checksum);
         assert_eq!(first.count, second.count);
 
         store.delete(Resource::Jobs, 1);
-        let third = cache.get(&store, Resource::Jobs);
+        let third = store.truth(Resource::Jobs);
         assert_eq!(third.count, first.count - 1);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use greenhouse_sync::sim::Resource;
+use greenhouse_sync::sim::{Resource, SimConfig};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -75,6 +75,30 @@ async fn pagination_while_mutating() -> TestResult {
 }
 
 #[tokio::test]
+async fn pagination_during_mutation_stream() -> TestResult {
+    let sim = start(SimConfig { mutations_per_sec: 200.0, ..small_config() }).await?;
+    let client = Client::connect(&sim).await?;
+
+    let before = truth_ids(&sim, "applications").await?;
+    let ids = client
+        .page_all("/v3/applications?per_page=7", || async {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        })
+        .await?;
+    let after = truth_ids(&sim, "applications").await?;
+
+    assert_descending_unique(&ids, "applications");
+    let seen: BTreeSet<i64> = ids.iter().copied().collect();
+    let throughout: BTreeSet<i64> = before.intersection(&after).copied().collect();
+    let missed: Vec<&i64> = throughout.difference(&seen).collect();
+    assert!(missed.is_empty(), "records existing throughout were missed: {missed:?}");
+    assert_ne!(before, after, "the stream changed nothing");
+
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn updated_at_window_is_exact() -> TestResult {
     let sim = start(small_config()).await?;
     let client = Client::connect(&sim).await?;
@@ -139,11 +163,11 @@ async fn ids_filter_returns_those_ids() -> TestResult {
     let sim = start(small_config()).await?;
     let client = Client::connect(&sim).await?;
     let all: Vec<i64> = truth_ids(&sim, "candidates").await?.into_iter().collect();
-    let wanted = [all[0], all[17], all[99]];
+    let requested = [all[0], all[17], all[99]];
 
-    let answer = client.get(&format!("/v3/candidates?ids={},{},{},999", wanted[0], wanted[1], wanted[2])).await?;
+    let answer = client.get(&format!("/v3/candidates?ids={},{},{},999", requested[0], requested[1], requested[2])).await?;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.ids(), vec![wanted[2], wanted[1], wanted[0]]);
+    assert_eq!(answer.ids(), vec![requested[2], requested[1], requested[0]]);
     assert_eq!(answer.header("link").as_deref(), Some(""));
 
     sim.stop().await;
