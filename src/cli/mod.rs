@@ -3,7 +3,9 @@
 //! Every flag can also be set from the environment variable named in its help.
 
 mod accounts;
+mod reconcile;
 mod serve;
+pub mod sync_args;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run one reconciliation sweep of an account in the foreground.
+    Reconcile(reconcile::ReconcileArgs),
     /// Manage accounts (tenants).
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Serve(args) => serve::run(&cli.database, args),
         Command::Migrate => migrate(&cli.database),
+        Command::Reconcile(args) => reconcile::run(&cli.database, args),
         Command::Accounts(command) => accounts::run(&cli.database, command),
     };
     match outcome {

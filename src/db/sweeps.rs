@@ -580,3 +580,11 @@ pub fn last_completed(conn: &mut DbConnection, account_id: i64, mode: &str) -> Q
     sql.push(" AND mode = ").bind(text(mode)).push(" AND status = 'completed'");
     Ok(sql.first::<TimeRow>(conn)?.and_then(|row| row.at).as_deref().and_then(parse_time_text))
 }
+
+/// Empties the account's refresh queue, for accounts that cannot be refreshed.
+pub fn clear_refresh_queue(conn: &mut DbConnection, account_id: i64) -> QueryResult<()> {
+    let mut sql = Sql::new(conn.backend());
+    sql.push("DELETE FROM refresh_queue WHERE account_id = ").bind(int(account_id));
+    sql.execute(conn)?;
+    Ok(())
+}

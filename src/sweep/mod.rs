@@ -6,10 +6,13 @@
 
 pub mod plan;
 pub mod progress;
+pub mod refresh;
 pub mod run;
+pub mod service;
 pub mod settings;
 
 pub use plan::Mode;
 pub use progress::Progress;
-pub use run::{RunReport, SweepError, run};
+pub use run::{PreparedRun, RunReport, SweepError, prepare, run};
+pub use service::SweepService;
 pub use settings::SweepSettings;

@@ -68,8 +68,8 @@ struct RunContext {
     progress: Arc<Progress>,
 }
 
-/// Runs a sweep of `account_id` to its end, resuming the account's unfinished run if there
-/// is one (whatever `mode` asks). `owner` names this process in the lease.
+/// Runs a sweep of the client's account to its end, resuming the account's unfinished run
+/// if there is one (whatever `mode` asks). `owner` names this process in the lease.
 pub async fn run(
     db: &Database,
     client: &HarvestClient,
@@ -78,6 +78,25 @@ pub async fn run(
     mode: Mode,
     progress: Arc<Progress>,
 ) -> Result<RunReport, SweepError> {
+    prepare(db, client, settings, owner, mode, progress).await?.execute().await
+}
+
+/// A run that holds the account's lease and has its first chains stored.
+pub struct PreparedRun {
+    context: Arc<RunContext>,
+    owner: String,
+}
+
+/// Takes the account's lease and creates the run (or picks up the unfinished one), so that
+/// its id is known before the pages are read.
+pub async fn prepare(
+    db: &Database,
+    client: &HarvestClient,
+    settings: &SweepSettings,
+    owner: &str,
+    mode: Mode,
+    progress: Arc<Progress>,
+) -> Result<PreparedRun, SweepError> {
     let account_id = client.account_id();
     take_lease(db, settings, account_id, owner, None).await?;
 
@@ -90,7 +109,6 @@ pub async fn run(
         }
     };
     progress.run_id.store(run_id as u64, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(account.id = account_id, run.id = run_id, mode = mode.as_str(), "sweep started");
 
     let context = Arc::new(RunContext {
         db: db.clone(),
@@ -100,15 +118,33 @@ pub async fn run(
         run_id,
         mode,
         started_at,
-        progress: progress.clone(),
+        progress,
     });
-    let heartbeat = tokio::spawn(keep_lease(context.clone(), owner.to_string()));
-    let outcome = read_all_chains(&context).await;
-    heartbeat.abort();
+    Ok(PreparedRun { context, owner: owner.to_string() })
+}
 
-    let report = conclude(&context, outcome).await;
-    release_lease(db, account_id, owner).await;
-    report
+impl PreparedRun {
+    pub fn run_id(&self) -> i64 {
+        self.context.run_id
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.context.mode
+    }
+
+    /// Reads the chains, concludes the run and gives the lease back.
+    pub async fn execute(self) -> Result<RunReport, SweepError> {
+        let context = self.context;
+        tracing::info!(account.id = context.account_id, run.id = context.run_id, mode = context.mode.as_str(), "sweep started");
+
+        let heartbeat = tokio::spawn(keep_lease(context.clone(), self.owner.clone()));
+        let outcome = read_all_chains(&context).await;
+        heartbeat.abort();
+
+        let report = conclude(&context, outcome).await;
+        release_lease(&context.db, context.account_id, &self.owner).await;
+        report
+    }
 }
 
 async fn take_lease(

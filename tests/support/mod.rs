@@ -120,6 +120,7 @@ impl TestServer {
             listen: "127.0.0.1:0".to_string(),
             webhooks: WebhookSettings { max_body_bytes: TEST_MAX_BODY_BYTES, body_timeout: TEST_BODY_TIMEOUT },
             workers: 2,
+            sweeps: None,
         };
         let db = database.db.clone();
         let (sender, receiver) = std::sync::mpsc::channel();
