@@ -15,7 +15,7 @@ use greenhouse_sync::db::sql::{Sql, SqlValue, parse_time_text};
 use greenhouse_sync::greenhouse::Resource;
 use greenhouse_sync::greenhouse::harvest::{Credentials, HarvestClient, HarvestSettings};
 use greenhouse_sync::sim::{self, RunningSim, SimConfig, Sizes};
-use greenhouse_sync::sweep::{self, Mode, Progress, SweepSettings};
+use greenhouse_sync::sweep::{self, Mode, Progress, SweepService, SweepSettings};
 use serde_json::{Value, json};
 use support::TestDatabase;
 
@@ -238,4 +238,41 @@ async fn second_sweep_of_account_is_busy() {
 
     let outcome = fixture.sweep_with(Mode::Full, Arc::new(Progress::default())).await;
     assert!(matches!(outcome, Err(sweep::SweepError::Busy(_))), "{outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_repairs_stale_webhook() {
+    use greenhouse_sync::webhooks::store::{VerifiedDelivery, store_and_apply};
+
+    let fixture = fixture(sim_config()).await;
+    fixture.sweep(Mode::Full).await;
+    let url = format!("{}/_sim/dump/candidates", fixture.sim.base_url());
+    let dump: Vec<Value> = fixture.http.get(url).send().await.expect("dump").json().await.expect("dump JSON");
+    let candidate = &dump[0];
+    let id = candidate["id"].as_i64().expect("id");
+
+    // A late delivery carrying an old name, without a version timestamp, overwrites the name.
+    let payload = json!({"candidate": {"id": id, "first_name": "Stale"}});
+    let delivery = VerifiedDelivery {
+        account_id: fixture.account_id,
+        event_id: None,
+        action: "update_candidate".to_string(),
+        body: json!({"action": "update_candidate", "payload": payload}).to_string(),
+        payload,
+        received_at: chrono::Utc::now(),
+    };
+    let mut conn = fixture.database.db.get().expect("connection");
+    store_and_apply(&mut conn, &delivery).expect("stored");
+    drop(conn);
+    let stale = fixture.database.record(fixture.account_id, Resource::Candidates, id).expect("row");
+    assert_eq!(stale["first_name"], "Stale");
+
+    let service = SweepService::new(fixture.database.db.clone(), fixture.client.settings().clone(), sweep_settings()).expect("service");
+    let refreshed = greenhouse_sync::sweep::refresh::refresh_account(&service, fixture.account_id).await.expect("refresh");
+    assert_eq!(refreshed, 1);
+
+    let repaired = fixture.database.record(fixture.account_id, Resource::Candidates, id).expect("row");
+    assert_eq!(repaired["first_name"], candidate["first_name"]);
+    let queued = fixture.database.count("SELECT COUNT(*) AS count FROM refresh_queue");
+    assert_eq!(queued, 0, "refreshed ids leave the queue");
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::DbConnection;
 use crate::db::records::{self, Merge, RecordWrite, WriteError};
+use crate::db::sweeps;
 use crate::greenhouse::Resource;
 use crate::greenhouse::webhook_payload::Operation;
 
@@ -44,6 +45,8 @@ fn apply_one(
             let write = RecordWrite { resource: *resource, id: *id, fields, merge: Merge::Partial, seen_by_run: None };
             if records::upsert_record(conn, account_id, &write, now)? {
                 effects.written += 1;
+                // The payload may be partial or stale: re-read the complete record soon.
+                sweeps::queue_refresh(conn, account_id, *resource, *id, now)?;
             } else {
                 effects.kept += 1;
             }
@@ -62,6 +65,7 @@ fn apply_one(
         }
         Operation::MergeCandidate { old_id, new_id } => {
             let moved = records::merge_candidate(conn, account_id, *old_id, *new_id, now)?;
+            sweeps::queue_refresh(conn, account_id, Resource::Candidates, *new_id, now)?;
             effects.deleted += 1;
             effects.written += moved;
         }
