@@ -84,12 +84,6 @@ impl Fixture {
         sweep::run(&self.database.db, &self.client, &sweep_settings(), "test-owner", mode, progress).await
     }
 
-    async fn truth(&self, resource: Resource) -> BTreeMap<i64, String> {
-        let url = format!("{}/_sim/truth/{}", self.sim.base_url(), resource.name());
-        let pairs: Vec<(i64, String)> = self.http.get(url).send().await.expect("truth").json().await.expect("truth JSON");
-        pairs.into_iter().collect()
-    }
-
     async fn mutate(&self, count: u32) {
         let url = format!("{}/_sim/mutate", self.sim.base_url());
         let response = self.http.post(url).json(&json!({ "count": count })).send().await.expect("mutate");
@@ -102,29 +96,47 @@ impl Fixture {
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
     }
 
-    /// Live local rows of a resource: id and `updated_at`.
-    fn local(&self, resource: Resource) -> BTreeMap<i64, String> {
-        let mut conn = self.database.db.get().expect("connection");
-        let mut sql = Sql::new(self.database.db.backend());
-        sql.push("SELECT id, ").push_time_text("updated_at").push(" AS updated_at FROM ").push(resource.name());
-        sql.push(" WHERE deleted_at IS NULL AND account_id = ").bind(SqlValue::Int(Some(self.account_id)));
-        sql.load::<VersionRow>(&mut conn).expect("local rows").into_iter().map(|row| (row.id, row.updated_at.unwrap_or_default())).collect()
+    async fn truth(&self, resource: Resource) -> BTreeMap<i64, String> {
+        truth(&self.http, &self.sim, resource).await
     }
 
-    /// Asserts that every resource's live rows equal the simulator's records and versions.
+    fn local(&self, resource: Resource) -> BTreeMap<i64, String> {
+        local(&self.database, self.account_id, resource)
+    }
+
     async fn assert_converged(&self) {
-        for resource in Resource::ALL {
-            let truth = self.truth(resource).await;
-            let local = self.local(resource);
-            let missing: Vec<_> = truth.keys().filter(|id| !local.contains_key(id)).take(5).collect();
-            let extra: Vec<_> = local.keys().filter(|id| !truth.contains_key(id)).take(5).collect();
-            assert!(missing.is_empty(), "{resource}: missing locally, for example {missing:?}");
-            assert!(extra.is_empty(), "{resource}: stored but not in Greenhouse, for example {extra:?}");
-            for (id, updated_at) in &truth {
-                let stored = parse_time_text(&local[id]);
-                let expected = parse_time_text(updated_at);
-                assert_eq!(stored, expected, "{resource} {id}: stored version differs");
-            }
+        assert_converged(&self.http, &self.sim, &self.database, self.account_id).await;
+    }
+}
+
+async fn truth(http: &reqwest::Client, sim: &RunningSim, resource: Resource) -> BTreeMap<i64, String> {
+    let url = format!("{}/_sim/truth/{}", sim.base_url(), resource.name());
+    let pairs: Vec<(i64, String)> = http.get(url).send().await.expect("truth").json().await.expect("truth JSON");
+    pairs.into_iter().collect()
+}
+
+/// Live local rows of a resource: id and `updated_at`.
+fn local(database: &TestDatabase, account_id: i64, resource: Resource) -> BTreeMap<i64, String> {
+    let mut conn = database.db.get().expect("connection");
+    let mut sql = Sql::new(database.db.backend());
+    sql.push("SELECT id, ").push_time_text("updated_at").push(" AS updated_at FROM ").push(resource.name());
+    sql.push(" WHERE deleted_at IS NULL AND account_id = ").bind(SqlValue::Int(Some(account_id)));
+    sql.load::<VersionRow>(&mut conn).expect("local rows").into_iter().map(|row| (row.id, row.updated_at.unwrap_or_default())).collect()
+}
+
+/// Asserts that every resource's live rows equal the simulator's records and versions.
+async fn assert_converged(http: &reqwest::Client, sim: &RunningSim, database: &TestDatabase, account_id: i64) {
+    for resource in Resource::ALL {
+        let truth = truth(http, sim, resource).await;
+        let local = local(database, account_id, resource);
+        let missing: Vec<_> = truth.keys().filter(|id| !local.contains_key(id)).take(5).collect();
+        let extra: Vec<_> = local.keys().filter(|id| !truth.contains_key(id)).take(5).collect();
+        assert!(missing.is_empty(), "{resource}: missing locally, for example {missing:?}");
+        assert!(extra.is_empty(), "{resource}: stored but not in Greenhouse, for example {extra:?}");
+        for (id, updated_at) in &truth {
+            let stored = parse_time_text(&local[id]);
+            let expected = parse_time_text(updated_at);
+            assert_eq!(stored, expected, "{resource} {id}: stored version differs");
         }
     }
 }
@@ -275,4 +287,69 @@ async fn refresh_repairs_stale_webhook() {
     assert_eq!(repaired["first_name"], candidate["first_name"]);
     let queued = fixture.database.count("SELECT COUNT(*) AS count FROM refresh_queue");
     assert_eq!(queued, 0, "refreshed ids leave the queue");
+}
+
+/// The scenario the sweep exists for: webhooks from Greenhouse's sender with 20% dropped,
+/// some duplicated and some delayed past later ones, then one incremental and one full sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_with_losses_then_sweeps_converge() {
+    use greenhouse_sync::sim::{Impairments, WebhookConfig};
+
+    const HOOK_SECRET: &str = "convergence-hook-secret";
+    let server = support::TestServer::start().await;
+    let account_id = {
+        let mut conn = server.database.db.get().expect("connection");
+        let new = NewAccount {
+            name: "Converging".to_string(),
+            webhook_secret: HOOK_SECRET.to_string(),
+            harvest_client_id: Some("sync-client".to_string()),
+            harvest_client_secret: Some(SIM_SECRET.to_string()),
+            harvest_user_id: None,
+        };
+        accounts::create(&mut conn, &new, chrono::Utc::now()).expect("account").id
+    };
+
+    let mut webhook = WebhookConfig::new(server.url(&format!("/webhooks/greenhouse/{account_id}")), HOOK_SECRET);
+    webhook.retry_scale = 60_000.0;
+    webhook.impairments = Impairments { drop_rate: 0.2, duplicate_rate: 0.1, delay_rate: 0.2, max_delay_ms: 300 };
+    let sim = sim::start(SimConfig { webhook: Some(webhook), ..sim_config() }).await.expect("start simulator");
+
+    let settings = HarvestSettings {
+        base_url: format!("{}/v3", sim.base_url()),
+        token_url: sim.token_url(),
+        budget_limit: 100_000,
+        ..HarvestSettings::default()
+    };
+    let credentials = Credentials { client_id: "sync-client".to_string(), client_secret: SIM_SECRET.to_string(), user_id: None };
+    let client = HarvestClient::new(settings, account_id, credentials).expect("client");
+    let db = &server.database.db;
+    let http = reqwest::Client::new();
+
+    let first = sweep::run(db, &client, &sweep_settings(), "test-owner", Mode::Full, Arc::new(Progress::default())).await.expect("full");
+    assert_eq!(first.status, "completed");
+
+    let mutate_url = format!("{}/_sim/mutate", sim.base_url());
+    for _ in 0..4 {
+        http.post(&mutate_url).json(&json!({"count": 50})).send().await.expect("mutate");
+    }
+    let sender = sim.state().webhooks.clone().expect("sender");
+    for _ in 0..200 {
+        if sender.stats().pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = sender.stats();
+    assert_eq!(stats.pending, 0, "the sender drains: {stats:?}");
+    assert!(stats.dropped > 0, "some deliveries were dropped: {stats:?}");
+    assert!(stats.delivered > 0, "the server accepted deliveries: {stats:?}");
+    assert_eq!(stats.gave_up, 0, "no delivery was refused for good: {stats:?}");
+
+    let incremental = sweep::run(db, &client, &sweep_settings(), "test-owner", Mode::Incremental, Arc::new(Progress::default())).await.expect("incremental");
+    assert_eq!(incremental.status, "completed");
+    let full = sweep::run(db, &client, &sweep_settings(), "test-owner", Mode::Full, Arc::new(Progress::default())).await.expect("full");
+    assert_eq!(full.status, "completed");
+
+    assert_converged(&http, &sim, &server.database, account_id).await;
+    sim.stop().await;
 }

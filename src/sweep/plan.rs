@@ -1,4 +1,4 @@
-//! Which cursor chains a run reads.
+//! Planning of the cursor chains a run reads.
 
 use std::collections::HashMap;
 
@@ -60,7 +60,7 @@ pub fn full_small_chains() -> Vec<ChainPlan> {
 /// Slices split by `created_at`, which never changes, with the newest slice open-ended.
 /// Splitting by `updated_at` would be wrong: a record updated during the run would leave
 /// every slice and be taken for deleted. `edges` returns the slice edges of a resource,
-/// oldest first; the caller takes them from the stored rows when there are enough of them
+/// oldest first. The caller takes them from the stored rows when there are enough of them,
 /// and spreads them evenly over the account's history otherwise.
 pub fn full_large_chains(slices: usize, edges: impl Fn(Resource) -> Vec<DateTime<Utc>>) -> Vec<ChainPlan> {
     let mut chains = Vec::new();
@@ -87,7 +87,7 @@ fn whole(resource: Resource) -> ChainPlan {
     ChainPlan { resource, created_from: None, created_before: None, updated_from: None, updated_to: None }
 }
 
-/// One chain per interval between consecutive edges, plus an open start and an open end.
+/// Builds one chain per interval between consecutive edges, plus an open start and an open end.
 fn slice_chains(resource: Resource, edges: &[DateTime<Utc>]) -> Vec<ChainPlan> {
     let mut chains = Vec::new();
     let mut from = None;

@@ -322,7 +322,7 @@ async fn chain_worker(context: Arc<RunContext>, queue: Arc<Mutex<VecDeque<Chain>
         match read_chain(&context, &chain).await {
             Ok(()) => {}
             Err(SweepError::Harvest(error)) if error.is_forbidden() => {
-                tracing::warn!(account.id = context.account_id, run.id = context.run_id, resource = %chain.plan.resource, "Harvest answered 403; resource skipped");
+                tracing::warn!(account.id = context.account_id, run.id = context.run_id, resource = %chain.plan.resource, "Harvest responded with 403; resource skipped");
                 set_status(&context, chain.position, ChainStatus::Skipped, Some(error.to_string())).await?;
             }
             Err(SweepError::Interrupted) => return Ok(()),
@@ -388,6 +388,7 @@ async fn read_chain(context: &Arc<RunContext>, chain: &Chain) -> Result<(), Swee
         let count = page.records.len();
         store_page(context, chain.position, resource, page.records, page.next).await?;
         context.progress.add_page(count);
+        crate::metrics::sweep_page_stored(context.account_id, resource, count);
         if is_last {
             return Ok(());
         }
@@ -445,6 +446,7 @@ async fn conclude(context: &Arc<RunContext>, outcome: Result<(), SweepError>) ->
         Err(SweepError::Interrupted) => {
             report.status = "interrupted".to_string();
             tracing::info!(account.id = context.account_id, run.id = context.run_id, "sweep interrupted; it resumes at the next start");
+            crate::metrics::sweep_finished(context.account_id, context.mode.as_str(), &report.status, 0, (Utc::now() - context.started_at).to_std().unwrap_or_default());
             return Ok(report);
         }
         Err(error) => {
@@ -473,6 +475,7 @@ async fn conclude(context: &Arc<RunContext>, outcome: Result<(), SweepError>) ->
         deleted = report.deleted,
         "sweep finished"
     );
+    crate::metrics::sweep_finished(context.account_id, context.mode.as_str(), &report.status, report.deleted, (Utc::now() - context.started_at).to_std().unwrap_or_default());
     Ok(report)
 }
 
@@ -497,13 +500,13 @@ async fn finish_resources(context: &Arc<RunContext>, chains: &[Chain]) -> Result
             for resource in plan::ORDER {
                 let Some(&(incomplete, seen)) = per_resource.get(&resource) else { continue };
                 if incomplete {
-                    notes.push(format!("{resource}: skipped (Harvest answered 403); nothing deleted"));
+                    notes.push(format!("{resource}: skipped (Harvest responded with 403); nothing deleted"));
                     continue;
                 }
                 if full {
                     if seen == 0 && sweeps::count_live(conn, account_id, resource)? > 0 {
                         notes.push(format!("{resource}: Harvest returned no records but rows are stored; nothing deleted"));
-                        tracing::warn!(account.id = account_id, run.id = run_id, resource = %resource, "empty answer for a resource with stored rows; deletions skipped");
+                        tracing::warn!(account.id = account_id, run.id = run_id, resource = %resource, "Harvest returned no records for a resource with stored rows; deletions skipped");
                     } else {
                         deleted += sweeps::mark_unseen_deleted(conn, account_id, resource, run_id, started_at, now)?;
                     }

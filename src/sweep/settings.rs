@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// How sweeps read Harvest and how often they run.
+/// Settings of how sweeps read Harvest and how often they run.
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
     /// Records per page. Harvest allows at most 500; fewer records per page means more
