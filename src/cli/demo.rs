@@ -24,27 +24,27 @@ use crate::webhooks::intake::WebhookSettings;
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Address of the demo server.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "GREENHOUSE_SYNC_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
     /// Candidates in the simulated account; applications are 1.2 times as many.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, env = "GREENHOUSE_SYNC_DEMO_CANDIDATES", default_value_t = 5_000)]
     pub candidates: u64,
 
     /// Requests per 30 s the simulated Harvest allows.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, env = "GREENHOUSE_SYNC_DEMO_RATE_LIMIT", default_value_t = 200)]
     pub rate_limit: u32,
 
     /// Changes the simulated account makes while webhooks flow.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, env = "GREENHOUSE_SYNC_DEMO_CHANGES", default_value_t = 300)]
     pub changes: u32,
 
     /// Fraction of webhooks the simulated sender drops.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, env = "GREENHOUSE_SYNC_DEMO_DROP_RATE", default_value_t = 0.2)]
     pub drop_rate: f64,
 
     /// Stop after the repair instead of serving until Ctrl-C.
-    #[arg(long)]
+    #[arg(long, env = "GREENHOUSE_SYNC_DEMO_EXIT")]
     pub exit: bool,
 
     #[command(flatten)]

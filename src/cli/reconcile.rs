@@ -14,12 +14,12 @@ use crate::sweep::{Mode, Progress, SweepService};
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
     /// Account to sweep.
-    #[arg(long)]
+    #[arg(long, env = "GREENHOUSE_SYNC_ACCOUNT")]
     pub account: i64,
 
     /// Read every record and mark those Greenhouse no longer returns as deleted; without it,
     /// read records updated since the last sweep.
-    #[arg(long)]
+    #[arg(long, env = "GREENHOUSE_SYNC_FULL")]
     pub full: bool,
 
     #[command(flatten)]
