@@ -945,3 +945,42 @@ async fn body_timeout_answers_408_json() {
     assert!(response.elapsed < TEST_BODY_TIMEOUT * 3, "answered after {:?}", response.elapsed);
     assert_eq!(footprint(&server, account), (0, 0));
 }
+
+/// Reads the peak resident set size of this process (test client and server together) in
+/// KiB, or `None` where `/proc/self/status` does not exist.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[actix_web::test]
+async fn endless_body_memory_stays_bounded() {
+    // If the server buffered the upload, the 1 GiB body would raise the peak by far more
+    // than the bound. The bound leaves room for the other tests in this process, which
+    // build bodies of up to a few MiB each.
+    const ENDLESS_BYTES: usize = 1024 * 1024 * 1024;
+    const MAX_GROWTH_KIB: u64 = 256 * 1024;
+
+    let server = TestServer::start().await;
+    let secret = "endless-body-secret";
+    let account = server.database.add_account("endless", secret).id;
+    let body = greenhouse_bytes(&webhook_fixture("ping"));
+    let signatures = vec![signature::sign(secret.as_bytes(), &body).into_bytes()];
+    let send = SendSpec { endless_bytes: Some(ENDLESS_BYTES), ..SendSpec::default() };
+    let path = format!("/webhooks/greenhouse/{account}");
+    let before = peak_rss_kib();
+
+    let response = send_raw(socket_addr(&server), &build_request(&path, "127.0.0.1", &signatures, body, &send)).await;
+
+    assert_eq!(response.status, Some(413), "{}", response.body);
+    assert!(!response.sent_everything, "the server read the whole 1 GiB upload");
+    match (before, peak_rss_kib()) {
+        (Some(before), Some(after)) => {
+            let growth = after.saturating_sub(before);
+            assert!(growth < MAX_GROWTH_KIB, "peak memory grew by {growth} KiB during an endless upload");
+        }
+        _ => eprintln!("NOTE: /proc/self/status is unavailable, so peak memory was not checked"),
+    }
+    assert_eq!(footprint(&server, account), (0, 0));
+}

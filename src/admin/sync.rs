@@ -1,6 +1,6 @@
 //! Sync routes: start a sweep, and report an account's sync state and running run.
 //!
-//! `POST /admin/accounts/{id}/reconcile` with `{"mode": "incremental" | "full"}` answers 202
+//! `POST /admin/accounts/{id}/reconcile` with `{"mode": "incremental" | "full"}` responds 202
 //! with the run id, or 409 while the account is being swept. `GET /admin/accounts/{id}/sync`
 //! reports per resource the watermark and last completed run, the recent runs, and for a
 //! running run its chains, counts and an estimate of the time left.
@@ -86,7 +86,7 @@ struct RunningReport {
     run: Run,
     chains: Vec<Chain>,
     records_per_second: f64,
-    /// Time left if the account holds as many records as are stored now; `None` before the
+    /// Time left if the account has as many records as are stored now; `None` before the
     /// first full sync, when the total is unknown.
     estimated_seconds_left: Option<f64>,
 }

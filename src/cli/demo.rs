@@ -1,9 +1,9 @@
 //! `greenhouse-sync demo`: the whole loop on one machine, with no Greenhouse account.
 //!
-//! Starts greenhouse-sim with a realistic account, the server on a fresh SQLite file, adds
-//! the account, runs the first full sync with progress, then lets the simulated account change
-//! while its webhooks arrive with a fifth of them dropped, and shows the next sweeps
-//! repairing what was lost.
+//! Starts greenhouse-sim with a realistic account and the server on a fresh SQLite file, adds
+//! the account and runs the first full sync with progress. Then the simulated account
+//! changes while its webhooks arrive with a fifth of them dropped, and the next sweeps repair
+//! what was lost.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -138,7 +138,7 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
 /// `busy_timeout` comes first because switching to WAL itself needs the lock.
 /// WAL lets readers run beside the one writer. `busy_timeout` makes a writer wait for the
 /// lock instead of failing at once with "database is locked". `synchronous=FULL` syncs the
-/// WAL at every commit, so a delivery answered with 200 survives a power loss, not only a
+/// WAL at every commit, so a delivery acknowledged with 200 survives a power loss, not only a
 /// process crash.
 fn configure_sqlite(conn: &mut SqliteConnection, busy_timeout_ms: u64) -> QueryResult<()> {
     conn.batch_execute(&format!(

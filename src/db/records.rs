@@ -13,7 +13,7 @@ use super::sql::{Sql, SqlValue};
 use super::{Backend, DbConnection};
 use crate::greenhouse::resource::{Column, ColumnKind, Resource};
 
-/// Why a record could not be written.
+/// Error of a record write.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The record's JSON does not have the shape its column needs. Not retryable as is.
@@ -23,7 +23,7 @@ pub enum WriteError {
     Query(#[from] diesel::result::Error),
 }
 
-/// How the stored JSON is combined with the incoming fields.
+/// Rule for combining the stored JSON with the incoming fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Merge {
     /// Webhook payloads are partial: present fields overwrite, absent fields stay.
@@ -213,13 +213,13 @@ fn push_json_merge(sql: &mut Sql, base: &str, fields: &Map<String, Value>) {
     }
 }
 
-/// A SQLite JSON path naming one top-level key, quoted so keys such as `content-type` work.
+/// Builds a SQLite JSON path naming one top-level key, quoted so keys such as `content-type` work.
 fn json_path(key: &str) -> String {
     let escaped = key.replace('\\', "\\\\").replace('"', "\\\"");
     format!("$.\"{escaped}\"")
 }
 
-/// The typed columns present in the record's fields, converted to bound values.
+/// Converts the typed columns present in the record's fields to bound values.
 fn typed_values(write: &RecordWrite<'_>) -> Result<Vec<(Column, SqlValue)>, WriteError> {
     let mut values = Vec::new();
     for column in write.resource.columns() {

@@ -54,7 +54,7 @@ pub struct ChainPlan {
 pub enum ChainStatus {
     Pending,
     Done,
-    /// Harvest answered 403 for the resource.
+    /// Harvest responded with 403 for the resource.
     Skipped,
     Failed,
 }

@@ -24,7 +24,7 @@ pub enum Resource {
     Scorecards,
 }
 
-/// How a typed column converts from the record's JSON.
+/// Conversion of a typed column from the record's JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
     /// 64-bit integer: Greenhouse ids exceed 2^31 and may exceed 2^53.
@@ -204,7 +204,7 @@ impl Resource {
         }
     }
 
-    /// The JSON field whose timestamp orders versions of a record.
+    /// Returns the JSON field whose timestamp orders versions of a record.
     ///
     /// Applications use `last_activity_at` because that is the one timestamp their webhook
     /// payloads carry; v3 objects carry both.

@@ -27,7 +27,7 @@ pub enum Operation {
     AnonymizeCandidate { id: i64, fields: Map<String, Value>, unknown: Vec<String> },
 }
 
-/// What to do with a delivery.
+/// Plan for a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     Apply(Vec<Operation>),
@@ -308,8 +308,9 @@ fn offer_operations(offer: &Map<String, Value>) -> Result<Vec<Operation>, String
     Ok(vec![Operation::Upsert { resource: Resource::Offers, id, fields }])
 }
 
-/// The offer nested in a hired application uses `sent_at` and `starts_at` for what offer
-/// payloads and v3 call `sent_on` and `starts_on`, and carries no application or candidate id.
+/// Maps the offer nested in a hired application. It uses `sent_at` and `starts_at` for what
+/// offer payloads and v3 call `sent_on` and `starts_on`, and carries no application or
+/// candidate id.
 fn nested_offer_operations(
     application_id: i64,
     application: &Map<String, Value>,

@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers) and `/readyz` (the database is reachable and migrated).
+//! `/healthz` (the process responds) and `/readyz` (the database is reachable and migrated).
 
 use actix_web::{HttpResponse, web};
 

@@ -21,7 +21,7 @@ pub struct VerifiedDelivery {
     pub received_at: DateTime<Utc>,
 }
 
-/// What happened to a stored delivery.
+/// Result of storing a delivery.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stored {
     pub delivery_id: i64,
