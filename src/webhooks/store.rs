@@ -33,7 +33,7 @@ pub struct Stored {
 
 /// Stores the delivery and applies it in one transaction.
 ///
-/// An `Err` means nothing was stored, so the caller must answer with a status that makes
+/// An `Err` means nothing was stored, so the caller must respond with a status that makes
 /// Greenhouse retry. When only applying fails, the delivery is still stored, marked failed
 /// with the error, and the call succeeds: the body can be replayed later.
 pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
