@@ -4,9 +4,13 @@
 //! over Harvest API v3 (built on `greenhouse::harvest`). Both go through the guarded upserts
 //! in `db::records`.
 
+pub mod admin;
 pub mod cli;
 pub mod db;
 pub mod greenhouse;
+pub mod metrics;
+pub mod retention;
+pub mod secrets;
 pub mod server;
 pub mod sim;
 pub mod sweep;

@@ -39,7 +39,7 @@ pub enum Command {
     Accounts(accounts::AccountsCommand),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
     /// Database URL: `postgres://user@host/db`, or a SQLite file as `sqlite://path` or a plain
     /// path. The default, a SQLite file in the working directory, needs no set-up.
@@ -54,6 +54,17 @@ pub struct DatabaseArgs {
     /// Seconds a request waits for a free database connection before failing with 503.
     #[arg(long, env = "GREENHOUSE_SYNC_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true)]
     pub db_acquire_timeout_secs: u64,
+
+    /// Master key that encrypts the stored webhook secrets and Harvest client secrets: 32
+    /// random bytes in base64 (`openssl rand -base64 32`). Every replica needs the same key.
+    /// Without it or `--master-key-file`, a SQLite database uses a key file beside it,
+    /// created on first start; PostgreSQL refuses to start.
+    #[arg(long, env = "GREENHOUSE_SYNC_MASTER_KEY", global = true, hide_env_values = true, conflicts_with = "master_key_file")]
+    pub master_key: Option<String>,
+
+    /// File holding the master key in base64, such as a mounted Kubernetes secret.
+    #[arg(long, env = "GREENHOUSE_SYNC_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 impl DatabaseArgs {
@@ -64,6 +75,24 @@ impl DatabaseArgs {
             ..PoolSettings::default()
         };
         Database::open(&self.database_url, &settings)
+    }
+
+    /// Loads and installs the master key for this database.
+    pub fn install_master_key(&self) -> anyhow::Result<()> {
+        let source = crate::secrets::KeySource { key: self.master_key.clone(), key_file: self.master_key_file.clone() };
+        crate::secrets::install_for_database(&source, &self.database_url)?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &db::redact_url(&self.database_url))
+            .field("db_pool_size", &self.db_pool_size)
+            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
+            .field("master_key_file", &self.master_key_file)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,8 +143,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Opens the database and applies pending migrations.
+/// Opens the database, applies pending migrations and installs the master key, encrypting
+/// secrets still stored as plaintext.
 fn open_migrated(args: &DatabaseArgs) -> anyhow::Result<Database> {
+    use anyhow::Context;
+
+    let database = migrated(args)?;
+    args.install_master_key()?;
+    let mut conn = database.get()?;
+    let sealed = db::accounts::seal_plaintext_secrets(&mut conn, chrono::Utc::now())
+        .context("could not read the stored secrets with this master key; use the key they were stored with")?;
+    if sealed > 0 {
+        tracing::info!(accounts = sealed, "plaintext secrets encrypted with the master key");
+    }
+    Ok(database)
+}
+
+/// Opens the database and applies pending migrations.
+fn migrated(args: &DatabaseArgs) -> anyhow::Result<Database> {
     use anyhow::Context;
 
     let database = args.open();
@@ -129,7 +174,8 @@ fn open_migrated(args: &DatabaseArgs) -> anyhow::Result<Database> {
 }
 
 fn migrate(args: &DatabaseArgs) -> anyhow::Result<()> {
-    open_migrated(args)?;
+    // Migrating needs no master key, so a migration job can run without one.
+    migrated(args)?;
     tracing::info!("database schema is current");
     Ok(())
 }

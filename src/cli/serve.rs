@@ -5,6 +5,9 @@ use clap::Args;
 
 use super::sync_args::{HarvestArgs, SweepArgs};
 use super::{DatabaseArgs, open_migrated};
+use crate::admin::AdminSettings;
+use crate::retention::{self, RetentionSettings};
+use crate::server::shutdown::{self, ShutdownSignal};
 use crate::server::{self, ServerConfig};
 use crate::sweep::SweepService;
 use crate::webhooks::intake::WebhookSettings;
@@ -35,6 +38,26 @@ pub struct ServeArgs {
     #[arg(long, env = "GREENHOUSE_SYNC_SCHEDULE", default_value_t = true, action = clap::ArgAction::Set)]
     pub schedule: bool,
 
+    /// Bearer token for the admin API under `/admin`. Without it every admin route answers
+    /// 503. Use a long random value, such as `openssl rand -hex 32`.
+    #[arg(long, env = "GREENHOUSE_SYNC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Seconds the webhook secret replaced by a rotation keeps verifying deliveries, so none
+    /// fails while the new secret is being entered in Greenhouse.
+    #[arg(long, env = "GREENHOUSE_SYNC_SECRET_GRACE_PERIOD_SECS", default_value_t = 24 * 3600)]
+    pub secret_grace_period_secs: u64,
+
+    /// Days a webhook delivery's body (candidate data) is kept after it was applied; failed
+    /// deliveries keep theirs for replay up to twice as long. The delivery rows stay.
+    #[arg(long, env = "GREENHOUSE_SYNC_DELIVERY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub delivery_retention_days: u64,
+
+    /// Seconds a stopping server (SIGTERM, SIGINT) gives requests in flight and running
+    /// sweeps to finish; sweeps stop at their next page and resume at the next start.
+    #[arg(long, env = "GREENHOUSE_SYNC_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+
     #[command(flatten)]
     pub harvest: HarvestArgs,
 
@@ -56,6 +79,16 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         },
         workers: args.workers,
         sweeps: None,
+        admin_token: args.admin_token.clone(),
+        admin: AdminSettings { secret_grace_period: std::time::Duration::from_secs(args.secret_grace_period_secs) },
+        shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout_secs),
+    };
+    if config.admin_token.is_none() {
+        tracing::info!("no admin token configured; the admin API answers 503 until --admin-token is set");
+    }
+    let retention = RetentionSettings {
+        period: std::time::Duration::from_secs(args.delivery_retention_days * 24 * 3600),
+        ..RetentionSettings::default()
     };
     let sweeps = SweepService::new(db.clone(), args.harvest.settings(), args.sweep.settings())
         .context("invalid Harvest settings")?;
@@ -72,7 +105,17 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
                 "greenhouse-sync listening"
             );
         }
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let shutdown = ShutdownSignal::new();
+        let stopped = shutdown.subscribe();
+        tokio::spawn(shutdown::stop_on_signal(server.handle(), shutdown.clone()));
+        tokio::spawn(retention::run_periodically(db.clone(), retention, stopped.clone()));
+        // Running sweeps hear about the shutdown at once, so they checkpoint while the
+        // requests in flight finish.
+        let stopping = (shutdown.clone(), sweeps.clone());
+        tokio::spawn(async move {
+            stopping.0.triggered().await;
+            stopping.1.cancel_all();
+        });
         if schedule {
             tokio::spawn(sweeps.clone().run_schedule(SCHEDULE_TICK, stopped.clone()));
             tokio::spawn(sweeps.clone().run_refreshes(stopped));
@@ -81,9 +124,9 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         server.await.context("server stopped with an error")?;
 
         // Sweeps stop at their next page and stay resumable; the next start continues them.
-        let _ = stop.send(true);
+        shutdown.trigger();
         sweeps.cancel_all();
-        sweeps.wait_idle(std::time::Duration::from_secs(10)).await;
+        sweeps.wait_idle(config.shutdown_timeout).await;
         tracing::info!("greenhouse-sync stopped");
         Ok(())
     })

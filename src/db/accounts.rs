@@ -7,6 +7,14 @@ use serde::Serialize;
 
 use super::sql::{Sql, SqlValue, parse_time_text};
 use super::{Backend, DbConnection};
+use crate::secrets;
+
+/// Associated data that binds sealed webhook secrets to their use. Both webhook secret
+/// columns share it, because rotation moves the current value into the previous column.
+const WEBHOOK_SECRET_COLUMN: &str = "accounts.webhook_secret";
+
+/// Associated data of sealed Harvest client secrets.
+const CLIENT_SECRET_COLUMN: &str = "accounts.harvest_client_secret";
 
 /// Values for a new account. Secrets are held as given; `Debug` hides them.
 #[derive(Clone)]
@@ -31,7 +39,7 @@ impl std::fmt::Debug for NewAccount {
 }
 
 /// An account as shown to operators: never its secrets.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Account {
     pub id: i64,
     pub name: String,
@@ -42,6 +50,8 @@ pub struct Account {
     pub has_harvest_credentials: bool,
     pub disabled: bool,
     pub created_at: Option<DateTime<Utc>>,
+    /// Until when the webhook secret before the last rotation still verifies deliveries.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// The secrets that may sign this account's deliveries.
@@ -79,6 +89,8 @@ struct AccountRow {
     disabled_at: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     created_at: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    previous_secret_expires_at: Option<String>,
 }
 
 impl From<AccountRow> for Account {
@@ -92,6 +104,7 @@ impl From<AccountRow> for Account {
             harvest_user_id: row.harvest_user_id,
             disabled: row.disabled_at.is_some(),
             created_at: row.created_at.as_deref().and_then(parse_time_text),
+            previous_secret_expires_at: row.previous_secret_expires_at.as_deref().and_then(parse_time_text),
         }
     }
 }
@@ -110,9 +123,10 @@ pub fn create(conn: &mut DbConnection, new: &NewAccount, now: DateTime<Utc>) -> 
          harvest_user_id, created_at, updated_at) VALUES (",
     );
     sql.bind(SqlValue::Text(Some(new.name.clone()))).push(", ");
-    sql.bind(SqlValue::Text(Some(new.webhook_secret.clone()))).push(", ");
+    sql.bind(SqlValue::Text(Some(seal(WEBHOOK_SECRET_COLUMN, &new.webhook_secret)?))).push(", ");
     sql.bind(SqlValue::Text(new.harvest_client_id.clone())).push(", ");
-    sql.bind(SqlValue::Text(new.harvest_client_secret.clone())).push(", ");
+    let client_secret = new.harvest_client_secret.as_deref().map(|secret| seal(CLIENT_SECRET_COLUMN, secret)).transpose()?;
+    sql.bind(SqlValue::Text(client_secret)).push(", ");
     sql.bind(SqlValue::Text(new.harvest_user_id.clone())).push(", ");
     sql.bind(SqlValue::Time(Some(now))).push(", ").bind(SqlValue::Time(Some(now)));
     sql.push(") RETURNING id");
@@ -125,7 +139,8 @@ fn select_accounts(backend: Backend) -> Sql {
     let mut sql = Sql::new(backend);
     sql.push("SELECT id, name, harvest_client_id, harvest_client_secret, harvest_user_id, ");
     sql.push_time_text("disabled_at").push(" AS disabled_at, ");
-    sql.push_time_text("created_at").push(" AS created_at FROM accounts");
+    sql.push_time_text("created_at").push(" AS created_at, ");
+    sql.push_time_text("previous_secret_expires_at").push(" AS previous_secret_expires_at FROM accounts");
     sql
 }
 
@@ -160,8 +175,12 @@ pub fn webhook_keys(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> die
     sql.push(" THEN previous_webhook_secret END AS previous_webhook_secret FROM accounts WHERE id = ");
     sql.bind(SqlValue::Int(Some(id)));
     sql.push(" AND disabled_at IS NULL");
-    let row = sql.first::<KeysRow>(conn)?;
-    Ok(row.map(|r| WebhookKeys { current: r.webhook_secret, previous: r.previous_webhook_secret }))
+    let Some(row) = sql.first::<KeysRow>(conn)? else {
+        return Ok(None);
+    };
+    let current = open(WEBHOOK_SECRET_COLUMN, &row.webhook_secret)?;
+    let previous = row.previous_webhook_secret.map(|stored| open(WEBHOOK_SECRET_COLUMN, &stored)).transpose()?;
+    Ok(Some(WebhookKeys { current, previous }))
 }
 
 /// Harvest v3 credentials of an account, as stored.
@@ -183,10 +202,134 @@ pub fn harvest_credentials(conn: &mut DbConnection, id: i64) -> diesel::QueryRes
     let mut sql = select_accounts(conn.backend());
     sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id))).push(" AND disabled_at IS NULL");
     let row = sql.first::<AccountRow>(conn)?;
-    Ok(row.and_then(|row| match (row.harvest_client_id, row.harvest_client_secret) {
-        (Some(client_id), Some(client_secret)) => {
-            Some(HarvestCredentials { client_id, client_secret, user_id: row.harvest_user_id })
+    match row.map(|row| (row.harvest_client_id, row.harvest_client_secret, row.harvest_user_id)) {
+        Some((Some(client_id), Some(stored_secret), user_id)) => {
+            let client_secret = open(CLIENT_SECRET_COLUMN, &stored_secret)?;
+            Ok(Some(HarvestCredentials { client_id, client_secret, user_id }))
         }
-        _ => None,
-    }))
+        _ => Ok(None),
+    }
+}
+
+/// Replaces an account's Harvest credentials, or clears them with `None`. Returns false when
+/// the account does not exist.
+pub fn set_harvest_credentials(
+    conn: &mut DbConnection,
+    id: i64,
+    credentials: Option<&HarvestCredentials>,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<bool> {
+    let client_secret = credentials.map(|c| seal(CLIENT_SECRET_COLUMN, &c.client_secret)).transpose()?;
+    let mut sql = Sql::new(conn.backend());
+    sql.push("UPDATE accounts SET harvest_client_id = ").bind(SqlValue::Text(credentials.map(|c| c.client_id.clone())));
+    sql.push(", harvest_client_secret = ").bind(SqlValue::Text(client_secret));
+    sql.push(", harvest_user_id = ").bind(SqlValue::Text(credentials.and_then(|c| c.user_id.clone())));
+    sql.push(", updated_at = ").bind(SqlValue::Time(Some(now)));
+    sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id)));
+    Ok(sql.execute(conn)? > 0)
+}
+
+/// Makes `new_secret` the account's webhook secret. The secret it replaces keeps verifying
+/// deliveries until `previous_valid_until`, so deliveries signed while the Greenhouse side
+/// is being updated still pass. Returns false when the account does not exist.
+pub fn rotate_webhook_secret(
+    conn: &mut DbConnection,
+    id: i64,
+    new_secret: &str,
+    previous_valid_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<bool> {
+    // Both backends evaluate every right-hand side of SET against the row before the update,
+    // so the previous column receives the old secret.
+    let mut sql = Sql::new(conn.backend());
+    sql.push("UPDATE accounts SET previous_webhook_secret = webhook_secret, previous_secret_expires_at = ");
+    sql.bind(SqlValue::Time(Some(previous_valid_until)));
+    sql.push(", webhook_secret = ").bind(SqlValue::Text(Some(seal(WEBHOOK_SECRET_COLUMN, new_secret)?)));
+    sql.push(", updated_at = ").bind(SqlValue::Time(Some(now)));
+    sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id)));
+    Ok(sql.execute(conn)? > 0)
+}
+
+/// Disables or enables an account. A disabled account's deliveries get 404 and it is not
+/// swept. Returns false when the account does not exist.
+pub fn set_disabled(conn: &mut DbConnection, id: i64, disabled: bool, now: DateTime<Utc>) -> diesel::QueryResult<bool> {
+    let mut sql = Sql::new(conn.backend());
+    sql.push("UPDATE accounts SET disabled_at = ");
+    if disabled {
+        // Keep the first disabling time when the account is disabled twice.
+        sql.push("COALESCE(disabled_at, ").bind(SqlValue::Time(Some(now))).push(")");
+    } else {
+        sql.push("NULL");
+    }
+    sql.push(", updated_at = ").bind(SqlValue::Time(Some(now)));
+    sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id)));
+    Ok(sql.execute(conn)? > 0)
+}
+
+/// Deletes an account with all its data: every table refers to accounts with
+/// `ON DELETE CASCADE` (SQLite connections turn foreign keys on). Returns false when the
+/// account does not exist.
+pub fn delete(conn: &mut DbConnection, id: i64) -> diesel::QueryResult<bool> {
+    let mut sql = Sql::new(conn.backend());
+    sql.push("DELETE FROM accounts WHERE id = ").bind(SqlValue::Int(Some(id)));
+    Ok(sql.execute(conn)? > 0)
+}
+
+#[derive(QueryableByName)]
+struct SecretsRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    webhook_secret: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    previous_webhook_secret: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    harvest_client_secret: Option<String>,
+}
+
+/// Checks that every sealed secret opens with the installed master key and seals the ones
+/// stored as plaintext. Returns the number of accounts rewritten. Run at start-up, so a
+/// wrong master key stops the process before it rejects every delivery.
+pub fn seal_plaintext_secrets(conn: &mut DbConnection, now: DateTime<Utc>) -> diesel::QueryResult<usize> {
+    let mut sql = Sql::new(conn.backend());
+    sql.push("SELECT id, webhook_secret, previous_webhook_secret, harvest_client_secret FROM accounts ORDER BY id");
+    let rows = sql.load::<SecretsRow>(conn)?;
+
+    let mut rewritten = 0;
+    for row in rows {
+        let current = reseal(WEBHOOK_SECRET_COLUMN, &row.webhook_secret)?;
+        let previous = row.previous_webhook_secret.as_deref().map(|s| reseal(WEBHOOK_SECRET_COLUMN, s)).transpose()?.flatten();
+        let client = row.harvest_client_secret.as_deref().map(|s| reseal(CLIENT_SECRET_COLUMN, s)).transpose()?.flatten();
+        if current.is_none() && previous.is_none() && client.is_none() {
+            continue;
+        }
+
+        let mut update = Sql::new(conn.backend());
+        update.push("UPDATE accounts SET webhook_secret = ").bind(SqlValue::Text(Some(current.unwrap_or(row.webhook_secret))));
+        update.push(", previous_webhook_secret = ").bind(SqlValue::Text(previous.or(row.previous_webhook_secret)));
+        update.push(", harvest_client_secret = ").bind(SqlValue::Text(client.or(row.harvest_client_secret)));
+        update.push(", updated_at = ").bind(SqlValue::Time(Some(now)));
+        update.push(" WHERE id = ").bind(SqlValue::Int(Some(row.id)));
+        update.execute(conn)?;
+        rewritten += 1;
+    }
+    Ok(rewritten)
+}
+
+/// Returns the sealed form of a plaintext value, or `None` when `stored` is already sealed
+/// (after checking that it opens).
+fn reseal(column: &str, stored: &str) -> diesel::QueryResult<Option<String>> {
+    if secrets::is_sealed(stored) {
+        open(column, stored)?;
+        return Ok(None);
+    }
+    seal(column, stored).map(Some)
+}
+
+fn seal(column: &str, plaintext: &str) -> diesel::QueryResult<String> {
+    secrets::seal(column, plaintext).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))
+}
+
+fn open(column: &str, stored: &str) -> diesel::QueryResult<String> {
+    secrets::open(column, stored).map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))
 }

@@ -35,6 +35,7 @@ impl From<DbError> for ApiError {
     /// detail goes to the log, not to the caller.
     fn from(error: DbError) -> ApiError {
         tracing::error!(error = %error, "database call failed");
+        crate::metrics::database_error(crate::metrics::scrape::error_kind(&error));
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable; retry later")
     }
 }

@@ -58,6 +58,7 @@ pub async fn receive(
     let delivery = parse_delivery(account_id, &request, body)?;
     let action = delivery.action.clone();
     let stored = db.run(move |conn| store_and_apply(conn, &delivery)).await?;
+    crate::metrics::webhook_stored(account_id, &action, stored.outcome.as_str(), started.elapsed());
 
     tracing::info!(
         account.id = account_id,

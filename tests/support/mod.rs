@@ -23,6 +23,13 @@ pub const TEST_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Body read deadline of test servers, short so slow-sender tests finish quickly.
 pub const TEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Admin token of test servers.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Master key of every test database (32 bytes of 0x2a in base64). One process holds one
+/// master key, so all tests share it.
+pub const TEST_MASTER_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
 /// A database that exists for one test and is removed afterwards.
 pub struct TestDatabase {
     pub url: String,
@@ -50,6 +57,9 @@ impl TestDatabase {
             }
         };
 
+        let key = greenhouse_sync::secrets::MasterKey::from_base64(TEST_MASTER_KEY).expect("test key is valid");
+        greenhouse_sync::secrets::install(key).expect("install the test master key");
+
         let settings = PoolSettings { max_connections: 4, ..PoolSettings::default() };
         let db = Database::open(&url, &settings);
         let mut conn = db.get().expect("connect to test database");
@@ -73,6 +83,15 @@ impl TestDatabase {
     pub fn record(&self, account_id: i64, resource: Resource, id: i64) -> Option<Value> {
         let mut conn = self.db.get().expect("connection");
         records::fetch_record(&mut conn, account_id, resource, id).expect("fetch record")
+    }
+
+    /// Runs a statement that returns no rows, such as an `UPDATE` that sets up a case.
+    pub fn execute(&self, sql: &str) {
+        use greenhouse_sync::db::sql::Sql;
+        let mut conn = self.db.get().expect("connection");
+        let mut statement = Sql::new(self.db.backend());
+        statement.push(sql);
+        statement.execute(&mut conn).expect("statement");
     }
 
     /// Runs a query returning one number, such as a row count.
@@ -115,13 +134,22 @@ impl TestServer {
     /// Starts a server on a fresh database, in a thread of its own with its own actix
     /// system, so that it stops with the test whatever runtime the test uses.
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_, _| {}).await
+    }
+
+    /// Starts a server like `start`, with `adjust` applied to its configuration first. It
+    /// receives the test database, for example to build a `SweepService` on it.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &Database)) -> TestServer {
         let database = TestDatabase::create();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".to_string(),
             webhooks: WebhookSettings { max_body_bytes: TEST_MAX_BODY_BYTES, body_timeout: TEST_BODY_TIMEOUT },
             workers: 2,
             sweeps: None,
+            admin_token: Some(TEST_ADMIN_TOKEN.to_string()),
+            ..ServerConfig::default()
         };
+        adjust(&mut config, &database.db);
         let db = database.db.clone();
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -150,6 +178,11 @@ impl TestServer {
     /// Posts `body` to the account's webhook URL, signed with `secret`.
     pub async fn post_signed(&self, account_id: i64, secret: &str, body: &[u8]) -> reqwest::Response {
         self.post_webhook(account_id, body, Some(signature::sign(secret.as_bytes(), body))).await
+    }
+
+    /// Starts an admin API request carrying the test admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(TEST_ADMIN_TOKEN)
     }
 
     /// Posts `body` with the given `Signature` header, or none.

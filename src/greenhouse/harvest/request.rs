@@ -77,7 +77,9 @@ impl HarvestClient {
         token: &AccessToken,
         permit: BudgetPermit,
     ) -> Attempt {
+        let started = std::time::Instant::now();
         let sent = self.inner.http.get(url.clone()).bearer_auth(token.secret()).send().await;
+        if sent.is_err() { crate::metrics::harvest_response(self.inner.account_id, resource, 0, started.elapsed(), self.inner.budget.remaining()); }
         let response = match sent {
             Ok(response) => response,
             Err(error) => return Attempt::Failed(transport_error(resource, error)),
@@ -85,6 +87,7 @@ impl HarvestClient {
 
         permit.observe(response.headers());
         let status = response.status();
+        crate::metrics::harvest_response(self.inner.account_id, resource, status.as_u16(), started.elapsed(), self.inner.budget.remaining());
         match status {
             StatusCode::UNAUTHORIZED => return Attempt::Unauthorized,
             StatusCode::FORBIDDEN => {
@@ -158,6 +161,7 @@ impl HarvestClient {
         let max_wait = self.inner.settings.max_retry_after;
         let requested = retry_after(headers).map(|wait| wait.min(max_wait));
         let wait = self.inner.budget.block_after_rate_limit(requested);
+        crate::metrics::harvest_rate_limited(self.inner.account_id);
 
         call.rate_limit_waits += 1;
         if call.rate_limit_waits > self.inner.settings.max_rate_limit_waits {
@@ -199,6 +203,7 @@ impl HarvestClient {
         }
 
         self.inner.budget.count_retry();
+        crate::metrics::harvest_retry(self.inner.account_id);
         let wait = backoff(call.failures, settings.backoff_base, settings.backoff_max);
         warn!(
             account.id = self.inner.account_id,
