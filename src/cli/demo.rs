@@ -61,6 +61,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("database: {database_url}");
 
     crate::secrets::install_for_database(&crate::secrets::KeySource::default(), &database_url)?;
+    // The demo's key file lands beside its database, like a first start of `serve` on SQLite.
+    let no_key = crate::secrets::KeySource { key: None, key_file: None };
+    crate::secrets::install_for_database(&no_key, &database_url)?;
     let db = Database::open(&database_url, &PoolSettings::default());
     let mut conn = db.get()?;
     migrations::run_pending(&mut conn)?;

@@ -3,6 +3,8 @@
 //! Every flag can also be set from the environment variable named in its help.
 
 mod accounts;
+mod demo;
+mod healthcheck;
 mod reconcile;
 mod serve;
 pub mod sync_args;
@@ -34,6 +36,10 @@ pub enum Command {
     Migrate,
     /// Run one reconciliation sweep of an account in the foreground.
     Reconcile(reconcile::ReconcileArgs),
+    /// Run greenhouse-sim and the server together and show a sync repairing lost webhooks.
+    Demo(demo::DemoArgs),
+    /// Check that the local server answers /healthz; exits 0 when it does.
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Manage accounts (tenants).
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
@@ -132,7 +138,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.database, args),
         Command::Migrate => migrate(&cli.database),
         Command::Reconcile(args) => reconcile::run(&cli.database, args),
+        Command::Demo(args) => demo::run(args),
         Command::Accounts(command) => accounts::run(&cli.database, command),
+        Command::Healthcheck(args) => healthcheck::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
