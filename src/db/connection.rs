@@ -135,16 +135,27 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
 
 /// Sets the per-connection SQLite options.
 ///
-/// `busy_timeout` comes first because switching to WAL itself needs the lock.
-/// WAL lets readers run beside the one writer. `busy_timeout` makes a writer wait for the
-/// lock instead of failing at once with "database is locked". `synchronous=FULL` syncs the
-/// WAL at every commit, so a delivery acknowledged with 200 survives a power loss, not only a
-/// process crash.
+/// `busy_timeout` comes first, so that the statements after it wait for locks. WAL lets
+/// readers run beside the one writer, and it is a property of the database file, so only the
+/// first connection switches to it: switching takes an exclusive lock that a busy writer
+/// refuses without waiting. `synchronous=FULL` syncs the WAL at every commit, so a delivery
+/// acknowledged with 200 survives a power loss, not only a process crash.
 fn configure_sqlite(conn: &mut SqliteConnection, busy_timeout_ms: u64) -> QueryResult<()> {
-    conn.batch_execute(&format!(
-        "PRAGMA busy_timeout = {busy_timeout_ms}; \
-         PRAGMA journal_mode = WAL; \
-         PRAGMA synchronous = FULL; \
-         PRAGMA foreign_keys = ON;"
-    ))
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {busy_timeout_ms};"))?;
+    if journal_mode(conn)?.to_ascii_lowercase() != "wal" {
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+    }
+    conn.batch_execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+}
+
+#[derive(diesel::QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    journal_mode: String,
+}
+
+fn journal_mode(conn: &mut SqliteConnection) -> QueryResult<String> {
+    use diesel::RunQueryDsl;
+    let rows = diesel::sql_query("PRAGMA journal_mode").load::<JournalMode>(conn)?;
+    Ok(rows.into_iter().next().map(|row| row.journal_mode).unwrap_or_default())
 }
