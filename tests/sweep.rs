@@ -353,3 +353,73 @@ async fn webhooks_with_losses_then_sweeps_converge() {
     assert_converged(&http, &sim, &server.database, account_id).await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reconcile_runs_and_reports() {
+    let sim = sim::start(SimConfig { latency: Duration::from_millis(20), ..sim_config() }).await.expect("start simulator");
+    let harvest = HarvestSettings {
+        base_url: format!("{}/v3", sim.base_url()),
+        token_url: sim.token_url(),
+        budget_limit: 100_000,
+        ..HarvestSettings::default()
+    };
+    let server = support::TestServer::start_with(|config, db| {
+        config.sweeps = Some(SweepService::new(db.clone(), harvest, sweep_settings()).expect("service"));
+    })
+    .await;
+    let account_id = {
+        let mut conn = server.database.db.get().expect("connection");
+        let new = NewAccount {
+            name: "Admin".to_string(),
+            webhook_secret: "hook".to_string(),
+            harvest_client_id: Some("sync-client".to_string()),
+            harvest_client_secret: Some(SIM_SECRET.to_string()),
+            harvest_user_id: None,
+        };
+        accounts::create(&mut conn, &new, chrono::Utc::now()).expect("account").id
+    };
+    let without_credentials = server.database.add_account("No Harvest", "hook");
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(server.url(&path)).bearer_auth(support::TEST_ADMIN_TOKEN).json(&body).send()
+    };
+
+    let started = post(format!("/admin/accounts/{account_id}/reconcile"), json!({"mode": "full"})).await.expect("send");
+    assert_eq!(started.status(), 202);
+    let started: Value = started.json().await.expect("JSON");
+    let run_id = started["run_id"].as_i64().expect("run id");
+    let again = post(format!("/admin/accounts/{account_id}/reconcile"), json!({"mode": "incremental"})).await.expect("send");
+    assert_eq!(again.status(), 409, "a second run of the account is refused while the first runs");
+
+    let missing = post(format!("/admin/accounts/{}/reconcile", without_credentials.id), json!({"mode": "full"})).await.expect("send");
+    assert_eq!(missing.status(), 422);
+    let unknown = post("/admin/accounts/999999/reconcile".to_string(), json!({"mode": "full"})).await.expect("send");
+    assert_eq!(unknown.status(), 404);
+    let bad_mode = post(format!("/admin/accounts/{account_id}/reconcile"), json!({"mode": "sideways"})).await.expect("send");
+    assert_eq!(bad_mode.status(), 400);
+
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = http
+            .get(server.url(&format!("/admin/accounts/{account_id}/sync")))
+            .bearer_auth(support::TEST_ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("JSON");
+        if status["recent_runs"][0]["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["recent_runs"][0]["id"].as_i64(), Some(run_id));
+    assert_eq!(status["recent_runs"][0]["status"], "completed", "{status}");
+    assert_eq!(status["running"], Value::Null);
+    let resources = status["resources"].as_array().expect("resources");
+    assert_eq!(resources.len(), Resource::ALL.len(), "every resource has a watermark");
+
+    assert_converged(&http, &sim, &server.database, account_id).await;
+    sim.stop().await;
+}
