@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod changes;
 pub mod deliveries;
 pub mod openapi;
 pub mod replay;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(accounts::configure)
             .configure(deliveries::configure)
             .configure(sync::configure)
+            .configure(changes::configure)
             .route("/openapi.json", web::get().to(openapi::serve))
             .default_service(web::to(no_such_route)),
     );

@@ -6,6 +6,7 @@ use clap::Args;
 use super::sync_args::{HarvestArgs, SweepArgs};
 use super::{DatabaseArgs, open_migrated};
 use crate::admin::AdminSettings;
+use crate::changes;
 use crate::retention::{self, RetentionSettings};
 use crate::server::shutdown::{self, ShutdownSignal};
 use crate::server::{self, ServerConfig};
@@ -53,6 +54,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GREENHOUSE_SYNC_DELIVERY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub delivery_retention_days: u64,
 
+    /// Days a change stays readable in the change feed; a consumer further behind gets 410
+    /// and reads the tables again. Longer keeps more rows in the `changes` table.
+    #[arg(long, env = "GREENHOUSE_SYNC_CHANGES_RETENTION_DAYS", default_value_t = crate::changes::retention::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub changes_retention_days: u64,
+
     /// Seconds a stopping server (SIGTERM, SIGINT) gives requests in flight and running
     /// sweeps to finish; sweeps stop at their next page and resume at the next start.
     #[arg(long, env = "GREENHOUSE_SYNC_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
@@ -90,6 +96,7 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         period: std::time::Duration::from_secs(args.delivery_retention_days * 24 * 3600),
         ..RetentionSettings::default()
     };
+    let changes_retention = std::time::Duration::from_secs(args.changes_retention_days * 24 * 3600);
     let sweeps = SweepService::new(db.clone(), args.harvest.settings(), args.sweep.settings())
         .context("invalid Harvest settings")?;
     let config = ServerConfig { sweeps: Some(sweeps.clone()), ..config };
@@ -109,6 +116,7 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         let stopped = shutdown.subscribe();
         tokio::spawn(shutdown::stop_on_signal(server.handle(), shutdown.clone()));
         tokio::spawn(retention::run_periodically(db.clone(), retention, stopped.clone()));
+        tokio::spawn(changes::retention::run_purges(db.clone(), changes_retention, stopped.clone()));
         // Running sweeps hear about the shutdown at once, so they checkpoint while the
         // requests in flight finish.
         let stopping = (shutdown.clone(), sweeps.clone());

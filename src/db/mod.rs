@@ -5,6 +5,7 @@
 //! run on the concrete connection inside each query function.
 
 pub mod accounts;
+pub mod changes;
 pub mod connection;
 pub mod deliveries;
 pub mod migrations;

@@ -6,9 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use serde_json::{Map, Value};
 
+use super::changes::stored::{self, StoredRow};
+use super::changes::{ChangeSet, Kind};
 use super::sql::{Sql, SqlValue};
 use super::{Backend, DbConnection};
 use crate::greenhouse::resource::{Column, ColumnKind, Resource};
@@ -43,19 +45,87 @@ pub struct RecordWrite<'a> {
     pub seen_by_run: Option<i64>,
 }
 
-/// Upserts one record under the version and deletion guards.
+/// Upserts one record under the version and deletion guards, adding a change to `changes`
+/// when a stored value changes.
 ///
 /// Returns false when a guard kept the stored row: it is newer, or it is deleted.
 /// Where the incoming record has no version timestamp (most webhook payloads), the write
-/// applies in arrival order and keeps the stored version.
+/// applies in arrival order and keeps the stored version. A write that would change nothing
+/// is skipped and returns true.
 pub fn upsert_record(
     conn: &mut DbConnection,
     account_id: i64,
     write: &RecordWrite<'_>,
+    changes: &mut ChangeSet,
     now: DateTime<Utc>,
 ) -> Result<bool, WriteError> {
+    let stored = stored::load(conn, account_id, write.resource, &[write.id])?.remove(&write.id);
+    let outcome = upsert_over(conn, account_id, write, stored.as_ref(), changes, now)?;
+    Ok(outcome != Outcome::Kept)
+}
+
+/// What one upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// The row was inserted or updated, and `changes` has an entry for it.
+    Written,
+    /// The row already held these values; nothing was written.
+    Unchanged,
+    /// A guard kept the stored row.
+    Kept,
+}
+
+/// Upserts one record whose stored row (locked by the caller's read) is `stored`.
+fn upsert_over(
+    conn: &mut DbConnection,
+    account_id: i64,
+    write: &RecordWrite<'_>,
+    stored: Option<&StoredRow>,
+    changes: &mut ChangeSet,
+    now: DateTime<Utc>,
+) -> Result<Outcome, WriteError> {
     let columns = typed_values(write)?;
     let version = version_of(write)?;
+
+    let (kind, changed_fields) = match stored {
+        None => {
+            let mut fields: Vec<String> = write.fields.keys().cloned().collect();
+            fields.sort();
+            (Kind::Created, fields)
+        }
+        // The deletion guard would keep the row; skipping the statement changes nothing.
+        Some(row) if row.deleted => return Ok(Outcome::Kept),
+        Some(row) => {
+            let after = match write.merge {
+                Merge::Partial => stored::merged(&row.data, write.fields),
+                Merge::Replace => write.fields.clone(),
+            };
+            let changed = stored::changed_fields(&row.data, &after);
+            if changed.is_empty() {
+                return Ok(Outcome::Unchanged);
+            }
+            (Kind::Updated, changed)
+        }
+    };
+
+    if execute_upsert(conn, account_id, write, columns, version, now)? {
+        changes.push(write.resource, write.id, kind, changed_fields);
+        Ok(Outcome::Written)
+    } else {
+        Ok(Outcome::Kept)
+    }
+}
+
+/// Runs the guarded `INSERT ... ON CONFLICT DO UPDATE ... WHERE`. Returns false when a guard
+/// kept the stored row.
+fn execute_upsert(
+    conn: &mut DbConnection,
+    account_id: i64,
+    write: &RecordWrite<'_>,
+    columns: Vec<(Column, SqlValue)>,
+    version: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<bool, WriteError> {
     let table = write.resource.name();
 
     let mut sql = Sql::new(conn.backend());
@@ -103,8 +173,17 @@ pub fn mark_deleted(
     account_id: i64,
     resource: Resource,
     id: i64,
+    changes: &mut ChangeSet,
     now: DateTime<Utc>,
 ) -> Result<bool, WriteError> {
+    let deleted = set_deleted(conn, account_id, resource, id, now)?;
+    if deleted {
+        changes.push(resource, id, Kind::Deleted, vec!["deleted_at".to_string()]);
+    }
+    Ok(deleted)
+}
+
+fn set_deleted(conn: &mut DbConnection, account_id: i64, resource: Resource, id: i64, now: DateTime<Utc>) -> Result<bool, WriteError> {
     let table = resource.name();
     let mut sql = Sql::new(conn.backend());
     sql.push(&format!("INSERT INTO {table} (account_id, id, deleted_at, written_at) VALUES ("));
@@ -117,11 +196,18 @@ pub fn mark_deleted(
     Ok(sql.execute(conn)? == 1)
 }
 
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
 /// Marks every live application of a candidate deleted. Returns how many were.
 pub fn delete_applications_of_candidate(
     conn: &mut DbConnection,
     account_id: i64,
     candidate_id: i64,
+    changes: &mut ChangeSet,
     now: DateTime<Utc>,
 ) -> Result<usize, WriteError> {
     let mut sql = Sql::new(conn.backend());
@@ -129,8 +215,12 @@ pub fn delete_applications_of_candidate(
     sql.push(", written_at = ").bind(SqlValue::Time(Some(now)));
     sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
     sql.push(" AND candidate_id = ").bind(SqlValue::Int(Some(candidate_id)));
-    sql.push(" AND deleted_at IS NULL");
-    Ok(sql.execute(conn)?)
+    sql.push(" AND deleted_at IS NULL RETURNING id");
+    let deleted = sql.load::<IdRow>(conn)?;
+    for row in &deleted {
+        changes.push(Resource::Applications, row.id, Kind::Deleted, vec!["deleted_at".to_string()]);
+    }
+    Ok(deleted.len())
 }
 
 /// Records that Greenhouse merged candidate `old_id` into `new_id`: the old candidate is
@@ -141,15 +231,26 @@ pub fn merge_candidate(
     account_id: i64,
     old_id: i64,
     new_id: i64,
+    changes: &mut ChangeSet,
     now: DateTime<Utc>,
 ) -> Result<usize, WriteError> {
-    mark_deleted(conn, account_id, Resource::Candidates, old_id, now)?;
+    let mut merged_fields = Vec::new();
+    if set_deleted(conn, account_id, Resource::Candidates, old_id, now)? {
+        merged_fields.push("deleted_at".to_string());
+    }
 
+    // Only a different survivor is a change, so a repeated merge appends nothing.
     let mut sql = Sql::new(conn.backend());
     sql.push("UPDATE candidates SET merged_into_id = ").bind(SqlValue::Int(Some(new_id)));
     sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
     sql.push(" AND id = ").bind(SqlValue::Int(Some(old_id)));
-    sql.execute(conn)?;
+    sql.push(" AND (merged_into_id IS NULL OR merged_into_id <> ").bind(SqlValue::Int(Some(new_id))).push(")");
+    if sql.execute(conn)? == 1 {
+        merged_fields.push("merged_into_id".to_string());
+    }
+    if !merged_fields.is_empty() {
+        changes.push(Resource::Candidates, old_id, Kind::Merged, merged_fields);
+    }
 
     let mut moved = Map::new();
     moved.insert("candidate_id".to_string(), Value::from(new_id));
@@ -160,7 +261,12 @@ pub fn merge_candidate(
     sql.push(", written_at = ").bind(SqlValue::Time(Some(now)));
     sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
     sql.push(" AND candidate_id = ").bind(SqlValue::Int(Some(old_id)));
-    Ok(sql.execute(conn)?)
+    sql.push(" RETURNING id");
+    let moved = sql.load::<IdRow>(conn)?;
+    for row in &moved {
+        changes.push(Resource::Applications, row.id, Kind::Updated, vec!["candidate_id".to_string()]);
+    }
+    Ok(moved.len())
 }
 
 /// Overwrites fields of a stored record in place, deleted or not, without creating it and
@@ -172,12 +278,20 @@ pub fn overwrite_fields(
     resource: Resource,
     id: i64,
     fields: &Map<String, Value>,
+    changes: &mut ChangeSet,
     now: DateTime<Utc>,
 ) -> Result<bool, WriteError> {
     let write = RecordWrite { resource, id, fields, merge: Merge::Partial, seen_by_run: None };
     let columns = typed_values(&write)?;
-    let table = resource.name();
+    let Some(row) = stored::load(conn, account_id, resource, &[id])?.remove(&id) else {
+        return Ok(false);
+    };
+    let changed = stored::changed_fields(&row.data, &stored::merged(&row.data, fields));
+    if changed.is_empty() {
+        return Ok(true);
+    }
 
+    let table = resource.name();
     let mut sql = Sql::new(conn.backend());
     sql.push(&format!("UPDATE {table} SET "));
     for (column, value) in columns {
@@ -188,7 +302,11 @@ pub fn overwrite_fields(
     sql.push(", written_at = ").bind(SqlValue::Time(Some(now)));
     sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
     sql.push(" AND id = ").bind(SqlValue::Int(Some(id)));
-    Ok(sql.execute(conn)? == 1)
+    let written = sql.execute(conn)? == 1;
+    if written {
+        changes.push(resource, id, Kind::Updated, changed);
+    }
+    Ok(written)
 }
 
 /// Appends an expression that merges `fields` into the JSON object in `base` at top level,
@@ -368,47 +486,83 @@ fn push_column_read(sql: &mut Sql, column: &Column) {
 /// Counts of a page write.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PageWrites {
+    /// Records inserted or changed.
     pub written: usize,
+    /// Records already stored with the same values, left as they were.
+    pub unchanged: usize,
     /// Records a guard kept: the stored row is newer, or deleted.
     pub kept: usize,
 }
 
 /// Upserts complete Harvest v3 records, such as one page of a list, replacing the stored
-/// JSON of each under the version and deletion guards. The caller owns the transaction.
+/// JSON of each under the version and deletion guards and adding each change to `changes`.
+/// The caller owns the transaction.
+///
+/// The page's stored rows are read (and on PostgreSQL locked) with one query, and records
+/// whose values did not change are not written, so re-reading an unchanged account writes
+/// nothing but the `last_seen_run_id` stamps.
 pub fn upsert_v3_records(
     conn: &mut DbConnection,
     account_id: i64,
     resource: Resource,
     records: &[Value],
     seen_by_run: Option<i64>,
+    changes: &mut ChangeSet,
     now: DateTime<Utc>,
 ) -> Result<PageWrites, WriteError> {
-    let mut writes = PageWrites::default();
-    for record in records {
-        let invalid = |problem: &str| WriteError::InvalidField { resource, id: 0, field: "id", problem: problem.to_string() };
-        let fields = record.as_object().ok_or_else(|| invalid("record must be a JSON object"))?;
-        let id = fields.get("id").and_then(Value::as_i64).ok_or_else(|| invalid("must be a 64-bit integer"))?;
+    let parsed = parse_v3_records(resource, records)?;
+    let ids: Vec<i64> = parsed.iter().map(|(id, _)| *id).collect();
+    let mut stored_rows = stored::load(conn, account_id, resource, &ids)?;
 
+    let mut writes = PageWrites::default();
+    let mut seen_unwritten = Vec::new();
+    for (id, fields) in parsed {
         let write = RecordWrite { resource, id, fields, merge: Merge::Replace, seen_by_run };
-        if upsert_record(conn, account_id, &write, now)? {
-            writes.written += 1;
-        } else {
-            writes.kept += 1;
-            if let Some(run_id) = seen_by_run {
-                stamp_seen(conn, account_id, resource, id, run_id)?;
+        match upsert_over(conn, account_id, &write, stored_rows.get(&id), changes, now)? {
+            Outcome::Written => {
+                writes.written += 1;
+                // A page may list a record twice; the second copy compares with the first.
+                stored_rows.insert(id, StoredRow { data: fields.clone(), deleted: false });
+            }
+            Outcome::Unchanged => {
+                writes.unchanged += 1;
+                seen_unwritten.push(id);
+            }
+            Outcome::Kept => {
+                writes.kept += 1;
+                seen_unwritten.push(id);
             }
         }
+    }
+
+    if let Some(run_id) = seen_by_run {
+        stamp_seen(conn, account_id, resource, &seen_unwritten, run_id)?;
     }
     Ok(writes)
 }
 
-/// Records that a full run read a record whose stored version a guard kept, so that the
-/// run's deletion pass does not take the record for deleted.
-fn stamp_seen(conn: &mut DbConnection, account_id: i64, resource: Resource, id: i64, run_id: i64) -> Result<(), WriteError> {
-    let mut sql = Sql::new(conn.backend());
-    sql.push(&format!("UPDATE {} SET last_seen_run_id = ", resource.name())).bind(SqlValue::Int(Some(run_id)));
-    sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
-    sql.push(" AND id = ").bind(SqlValue::Int(Some(id)));
-    sql.execute(conn)?;
+/// Checks that each record is an object with a 64-bit `id`, and pairs them.
+fn parse_v3_records(resource: Resource, records: &[Value]) -> Result<Vec<(i64, &Map<String, Value>)>, WriteError> {
+    let invalid = |problem: &str| WriteError::InvalidField { resource, id: 0, field: "id", problem: problem.to_string() };
+    records
+        .iter()
+        .map(|record| {
+            let fields = record.as_object().ok_or_else(|| invalid("record must be a JSON object"))?;
+            let id = fields.get("id").and_then(Value::as_i64).ok_or_else(|| invalid("must be a 64-bit integer"))?;
+            Ok((id, fields))
+        })
+        .collect()
+}
+
+/// Records that a full run read records it did not write (unchanged, or kept by a guard),
+/// so that the run's deletion pass does not take them for deleted.
+fn stamp_seen(conn: &mut DbConnection, account_id: i64, resource: Resource, ids: &[i64], run_id: i64) -> Result<(), WriteError> {
+    for chunk in ids.chunks(stored::IDS_PER_STATEMENT) {
+        let mut sql = Sql::new(conn.backend());
+        sql.push(&format!("UPDATE {} SET last_seen_run_id = ", resource.name())).bind(SqlValue::Int(Some(run_id)));
+        sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
+        stored::push_id_list(&mut sql, chunk);
+        sql.execute(conn)?;
+    }
     Ok(())
 }

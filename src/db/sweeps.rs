@@ -6,6 +6,8 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use serde::Serialize;
 
 use super::DbConnection;
+use super::changes::stored::push_id_list;
+use super::changes::{ChangeSet, Kind, Source};
 use super::sql::{Sql, SqlValue, parse_time_text};
 use crate::greenhouse::Resource;
 
@@ -334,11 +336,16 @@ pub fn recent_runs(conn: &mut DbConnection, account_id: i64, limit: i64) -> Quer
     Ok(sql.load::<RunRow>(conn)?.into_iter().map(Run::from).collect())
 }
 
-/// Marks deleted, in one statement, the account's live rows of `resource` that the full run
-/// did not read and that nothing wrote since the run began.
+/// Rows marked deleted per transaction of the deletion pass, which bounds its memory.
+const DELETION_CHUNK: i64 = 1000;
+
+/// Marks deleted the account's live rows of `resource` that the full run did not read and
+/// that nothing wrote since the run began, appending a `deleted` change for each. Returns
+/// how many rows it marked.
 ///
 /// The `written_at` condition protects records that a webhook created or changed during the
-/// run: a page fetched before that write does not list them.
+/// run: a page fetched before that write does not list them. Rows go in chunks, each in a
+/// transaction of its own with its changes, so the pass never holds the whole table's ids.
 pub fn mark_unseen_deleted(
     conn: &mut DbConnection,
     account_id: i64,
@@ -347,13 +354,56 @@ pub fn mark_unseen_deleted(
     run_started_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    let mut sql = Sql::new(conn.backend());
-    sql.push(&format!("UPDATE {} SET deleted_at = ", resource.name())).bind(time(now));
-    sql.push(", written_at = ").bind(time(now));
-    sql.push(" WHERE account_id = ").bind(int(account_id));
-    sql.push(" AND deleted_at IS NULL AND (last_seen_run_id IS NULL OR last_seen_run_id <> ").bind(int(run_id));
-    sql.push(") AND written_at < ").bind(time(run_started_at));
-    sql.execute(conn)
+    let mut deleted = 0;
+    loop {
+        let chunk = conn.write_transaction(|conn| delete_unseen_chunk(conn, account_id, resource, run_id, run_started_at, now));
+        crate::changes::publish_pending();
+        match chunk? {
+            None => return Ok(deleted),
+            Some(count) => deleted += count,
+        }
+    }
+}
+
+/// Marks up to `DELETION_CHUNK` unseen rows deleted. Returns `None` once none are left.
+fn delete_unseen_chunk(
+    conn: &mut DbConnection,
+    account_id: i64,
+    resource: Resource,
+    run_id: i64,
+    run_started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<usize>> {
+    let push_unseen = |sql: &mut Sql| {
+        sql.push(" WHERE account_id = ").bind(int(account_id));
+        sql.push(" AND deleted_at IS NULL AND (last_seen_run_id IS NULL OR last_seen_run_id <> ").bind(int(run_id));
+        sql.push(") AND written_at < ").bind(time(run_started_at));
+    };
+
+    let mut select = Sql::new(conn.backend());
+    select.push(&format!("SELECT id FROM {}", resource.name()));
+    push_unseen(&mut select);
+    select.push(" ORDER BY id LIMIT ").bind(int(DELETION_CHUNK));
+    let ids: Vec<i64> = select.load::<IdRow>(conn)?.into_iter().map(|row| row.id).collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+
+    // The conditions are repeated so that a row a webhook wrote since the select stays live.
+    let mut update = Sql::new(conn.backend());
+    update.push(&format!("UPDATE {} SET deleted_at = ", resource.name())).bind(time(now));
+    update.push(", written_at = ").bind(time(now));
+    push_unseen(&mut update);
+    push_id_list(&mut update, &ids);
+    update.push(" RETURNING id");
+    let deleted = update.load::<IdRow>(conn)?;
+
+    let mut changes = ChangeSet::new(account_id, Source::Sweep);
+    for row in &deleted {
+        changes.push(resource, row.id, Kind::Deleted, vec!["deleted_at".to_string()]);
+    }
+    changes.append(conn, now)?;
+    Ok(Some(deleted.len()))
 }
 
 /// Counts the account's live rows of `resource`.

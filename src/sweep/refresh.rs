@@ -10,6 +10,7 @@ use chrono::Utc;
 
 use super::run::SweepError;
 use super::service::SweepService;
+use crate::db::changes::{ChangeSet, Source};
 use crate::db::records;
 use crate::db::{DbError, accounts, sweeps};
 use crate::greenhouse::Resource;
@@ -79,14 +80,19 @@ async fn refresh_batch(
     service
         .database()
         .run(move |conn| {
-            conn.write_transaction(|conn| {
+            let stored = conn.write_transaction(|conn| {
                 // NOTE: an id Harvest did not return is left as it is; a full sweep decides
                 // whether it was deleted, since a missing record may also be one the
                 // credentials cannot see.
-                records::upsert_v3_records(conn, account_id, resource, &records, None, Utc::now())?;
+                let now = Utc::now();
+                let mut changes = ChangeSet::new(account_id, Source::Refresh);
+                records::upsert_v3_records(conn, account_id, resource, &records, None, &mut changes, now)?;
                 sweeps::dequeue_refreshes(conn, account_id, resource, &ids)?;
+                changes.append(conn, now)?;
                 Ok::<_, SweepError>(())
-            })
+            });
+            crate::changes::publish_pending();
+            stored
         })
         .await?;
     Ok(count)

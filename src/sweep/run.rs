@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use super::plan::{self, Mode};
 use super::progress::Progress;
 use super::settings::SweepSettings;
+use crate::db::changes::{ChangeSet, Source};
 use crate::db::records::{self, WriteError};
 use crate::db::sweeps::{self, Chain, ChainPlan, ChainStatus};
 use crate::db::{Database, DbError};
@@ -407,12 +408,16 @@ async fn store_page(
     context
         .db
         .run(move |conn| {
-            conn.write_transaction(|conn| {
+            let stored = conn.write_transaction(|conn| {
                 let now = Utc::now();
-                records::upsert_v3_records(conn, account_id, resource, &records, seen_by_run, now)?;
+                let mut changes = ChangeSet::new(account_id, Source::Sweep);
+                records::upsert_v3_records(conn, account_id, resource, &records, seen_by_run, &mut changes, now)?;
                 sweeps::checkpoint_page(conn, run_id, position, next.as_deref(), records.len())?;
+                changes.append(conn, now)?;
                 Ok::<_, SweepError>(())
-            })
+            });
+            crate::changes::publish_pending();
+            stored
         })
         .await
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::DbConnection;
+use crate::db::changes::{ChangeSet, Source};
 use crate::db::records::{self, Merge, RecordWrite, WriteError};
 use crate::db::sweeps;
 use crate::greenhouse::Resource;
@@ -19,7 +20,8 @@ pub struct Effects {
     pub deleted: usize,
 }
 
-/// Applies `operations` in order on `conn`. The caller owns the transaction.
+/// Applies `operations` in order on `conn` and appends what they changed to the change
+/// feed. The caller owns the transaction.
 pub fn apply_operations(
     conn: &mut DbConnection,
     account_id: i64,
@@ -27,9 +29,11 @@ pub fn apply_operations(
     now: DateTime<Utc>,
 ) -> Result<Effects, WriteError> {
     let mut effects = Effects::default();
+    let mut changes = ChangeSet::new(account_id, Source::Webhook);
     for operation in operations {
-        apply_one(conn, account_id, operation, now, &mut effects)?;
+        apply_one(conn, account_id, operation, now, &mut changes, &mut effects)?;
     }
+    changes.append(conn, now)?;
     Ok(effects)
 }
 
@@ -38,12 +42,13 @@ fn apply_one(
     account_id: i64,
     operation: &Operation,
     now: DateTime<Utc>,
+    changes: &mut ChangeSet,
     effects: &mut Effects,
 ) -> Result<(), WriteError> {
     match operation {
         Operation::Upsert { resource, id, fields } => {
             let write = RecordWrite { resource: *resource, id: *id, fields, merge: Merge::Partial, seen_by_run: None };
-            if records::upsert_record(conn, account_id, &write, now)? {
+            if records::upsert_record(conn, account_id, &write, changes, now)? {
                 effects.written += 1;
                 // The payload may be partial or stale: re-read the complete record soon.
                 sweeps::queue_refresh(conn, account_id, *resource, *id, now)?;
@@ -52,19 +57,19 @@ fn apply_one(
             }
         }
         Operation::Delete { resource, id } => {
-            effects.deleted += usize::from(records::mark_deleted(conn, account_id, *resource, *id, now)?);
+            effects.deleted += usize::from(records::mark_deleted(conn, account_id, *resource, *id, changes, now)?);
         }
         Operation::DeleteCandidate { id, application_ids } => {
-            effects.deleted += usize::from(records::mark_deleted(conn, account_id, Resource::Candidates, *id, now)?);
+            effects.deleted += usize::from(records::mark_deleted(conn, account_id, Resource::Candidates, *id, changes, now)?);
             for application_id in application_ids {
-                let deleted = records::mark_deleted(conn, account_id, Resource::Applications, *application_id, now)?;
+                let deleted = records::mark_deleted(conn, account_id, Resource::Applications, *application_id, changes, now)?;
                 effects.deleted += usize::from(deleted);
             }
             // Applications Greenhouse did not list still belonged to the deleted candidate.
-            effects.deleted += records::delete_applications_of_candidate(conn, account_id, *id, now)?;
+            effects.deleted += records::delete_applications_of_candidate(conn, account_id, *id, changes, now)?;
         }
         Operation::MergeCandidate { old_id, new_id } => {
-            let moved = records::merge_candidate(conn, account_id, *old_id, *new_id, now)?;
+            let moved = records::merge_candidate(conn, account_id, *old_id, *new_id, changes, now)?;
             sweeps::queue_refresh(conn, account_id, Resource::Candidates, *new_id, now)?;
             effects.deleted += 1;
             effects.written += moved;
@@ -73,7 +78,7 @@ fn apply_one(
             if !unknown.is_empty() {
                 tracing::warn!(account.id = account_id, candidate.id = id, fields = ?unknown, "anonymized fields not recognised; nothing stored for them");
             }
-            if records::overwrite_fields(conn, account_id, Resource::Candidates, *id, fields, now)? {
+            if records::overwrite_fields(conn, account_id, Resource::Candidates, *id, fields, changes, now)? {
                 effects.written += 1;
             }
         }

@@ -47,7 +47,7 @@ pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> 
         body_sha256: &body_sha256,
     };
 
-    conn.write_transaction(|conn| {
+    let stored = conn.write_transaction(|conn| {
         if let Some(event_id) = new.event_id
             && deliveries::is_retry_of_handled(conn, new.account_id, event_id, &body_sha256)?
         {
@@ -60,7 +60,9 @@ pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> 
         let applied_at = (stored.outcome == Outcome::Applied).then(Utc::now);
         deliveries::set_outcome(conn, delivery_id, stored.outcome, stored.error.as_deref(), applied_at)?;
         Ok(stored)
-    })
+    });
+    crate::changes::publish_pending();
+    stored
 }
 
 /// Applies an already stored delivery inside a savepoint, so a failure undoes only its

@@ -1,0 +1,2 @@
+DROP TABLE change_sequences;
+DROP TABLE changes;
