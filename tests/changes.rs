@@ -619,3 +619,30 @@ async fn concurrent_writers_never_show_gaps() {
     let stored = database.count(&format!("SELECT COUNT(*) AS count FROM changes WHERE account_id = {account_id}"));
     assert_eq!(stored, 3 * PER_WRITER, "one change per created candidate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_scope_serves_feed_with_token() {
+    let server = support::TestServer::start().await;
+    let account = server.database.add_account("Acme", HOOK_SECRET);
+    let body = support::greenhouse_bytes(&candidate_update(1001, "Ada"));
+    let stored = server.post_signed(account.id, HOOK_SECRET, &body).await;
+    assert_eq!(stored.status(), 200);
+    let path = format!("/admin/accounts/{}/changes", account.id);
+
+    let anonymous = server.http.get(server.url(&path)).send().await.expect("send");
+    assert_eq!(anonymous.status(), 401, "the feed needs the admin token");
+
+    let response = server.admin(reqwest::Method::GET, &path).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    let feed: Value = response.json().await.expect("JSON");
+    assert_eq!(feed["changes"][0]["record_id"], 1001);
+    assert_eq!(feed["next_after"], 1);
+
+    let metrics = server.http.get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.contains(r#"greenhouse_sync_changes_appended_total{kind="created",resource="candidates",source="webhook"}"#),
+        "appended changes are counted"
+    );
+    assert!(metrics.contains(&format!(r#"greenhouse_sync_changes_newest_seq{{account_id="{}"}}"#, account.id)), "newest number is exported");
+    assert!(metrics.contains(r#"greenhouse_sync_changes_clients{mode="stream"}"#), "client gauge is exported");
+}

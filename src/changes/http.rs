@@ -6,7 +6,6 @@
 //! following changes were purged gets 410 with `oldest_available_seq`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -16,6 +15,7 @@ use serde_json::json;
 use super::page::{self, FeedChange, PageRead};
 use super::stream;
 use crate::db::{Database, DbError, accounts};
+use crate::metrics::changes as metrics;
 use crate::server::error::ApiError;
 
 /// Changes per response when `limit` is not given.
@@ -28,34 +28,26 @@ pub const MAX_WAIT_SECS: u64 = 60;
 /// another replica reach it within about this time.
 pub(super) const POLL_PERIOD: Duration = Duration::from_secs(1);
 
-/// Long-poll requests waiting right now.
-static LONG_POLLS: AtomicI64 = AtomicI64::new(0);
-/// Event streams open right now.
-pub(super) static STREAMS: AtomicI64 = AtomicI64::new(0);
-
-/// Returns the number of long-poll requests waiting and of open streams.
-pub fn clients_connected() -> (i64, i64) {
-    (LONG_POLLS.load(Ordering::Relaxed), STREAMS.load(Ordering::Relaxed))
-}
-
-/// Counts one connected client in `counter` while alive.
-pub(super) struct ClientGuard(&'static AtomicI64);
+/// Counts one connected client in the feed's client gauge while alive.
+pub(super) struct ClientGuard(&'static str);
 
 impl ClientGuard {
-    pub(super) fn new(counter: &'static AtomicI64) -> ClientGuard {
-        counter.fetch_add(1, Ordering::Relaxed);
-        ClientGuard(counter)
+    /// Counts a client of `mode`: `long_poll` or `stream`.
+    pub(super) fn new(mode: &'static str) -> ClientGuard {
+        metrics::client_connected(mode, 1);
+        ClientGuard(mode)
     }
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        metrics::client_connected(self.0, -1);
     }
 }
 
 /// Registers the routes, relative to the authenticated `/admin` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    metrics::register();
     cfg.route("/accounts/{id}/changes", web::get().to(list_changes))
         .route("/accounts/{id}/changes/stream", web::get().to(stream::stream_changes));
 }
@@ -178,7 +170,7 @@ async fn wait_for_changes(db: &Database, account_id: i64, params: FeedParams) ->
             return Ok(read);
         }
 
-        guard.get_or_insert_with(|| ClientGuard::new(&LONG_POLLS));
+        guard.get_or_insert_with(|| ClientGuard::new("long_poll"));
         let pause = (deadline - now).min(POLL_PERIOD);
         if let Ok(Err(_)) = tokio::time::timeout(pause, newest.changed()).await {
             // The sender lives as long as the process, so this is unreachable in practice;

@@ -17,6 +17,7 @@ use std::sync::{LazyLock, Mutex};
 use tokio::sync::watch;
 
 use crate::db::changes::{NewChange, Source};
+use crate::metrics::changes as metrics;
 
 /// Per account, the newest sequence number this process has seen committed. Readers wait
 /// for it to move.
@@ -39,12 +40,17 @@ pub fn subscribe(account_id: i64) -> watch::Receiver<i64> {
 
 /// Notes changes appended in the current thread's open transaction. Called by
 /// `db::changes::append`; the caller publishes them once the transaction has committed.
-pub(crate) fn note_appended(account_id: i64, _source: Source, _changes: &[NewChange], last_seq: i64) {
+pub(crate) fn note_appended(account_id: i64, source: Source, changes: &[NewChange], last_seq: i64) {
     PENDING.with(|pending| {
         let mut pending = pending.borrow_mut();
         let entry = pending.entry(account_id).or_insert(last_seq);
         *entry = (*entry).max(last_seq);
     });
+    // NOTE: counted when appended, so changes of a transaction rolled back afterwards (a
+    // webhook that fails part-way through applying) are counted too.
+    for change in changes {
+        metrics::change_appended(change.resource.name(), change.kind.as_str(), source.as_str());
+    }
 }
 
 /// Wakes this process's readers of every account the current thread appended changes to.
@@ -57,6 +63,7 @@ pub fn publish_pending() {
     }
     let newest = NEWEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     for (account_id, last_seq) in pending {
+        metrics::newest_seq(account_id, last_seq);
         if let Some(sender) = newest.get(&account_id) {
             sender.send_modify(|seen| *seen = (*seen).max(last_seq));
         }

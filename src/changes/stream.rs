@@ -14,7 +14,7 @@ use futures_util::stream;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::http::{self, ClientGuard, POLL_PERIOD, STREAMS};
+use super::http::{self, ClientGuard, POLL_PERIOD};
 use super::page::{FeedChange, PageRead};
 use crate::db::Database;
 use crate::server::error::ApiError;
@@ -69,7 +69,7 @@ pub(super) async fn stream_changes(
         first: Some(first),
         last_sent: Instant::now(),
         finished: false,
-        _guard: ClientGuard::new(&STREAMS),
+        _guard: ClientGuard::new("stream"),
     };
     let events = stream::unfold(state, |mut state| async move {
         let chunk = next_chunk(&mut state).await?;

@@ -6,6 +6,7 @@
 //! paths that observe something; values read from the database (queue depth, last sweep
 //! times, pool state) are refreshed at each scrape by `scrape`.
 
+pub mod changes;
 mod registry;
 pub mod scrape;
 pub mod webhooks;
