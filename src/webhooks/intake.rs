@@ -43,7 +43,9 @@ pub async fn receive(
     let account_id = parse_account_id(&account)?;
 
     let deadline = tokio::time::Instant::now() + settings.body_timeout;
-    let body = read_body(&request, payload, settings.max_body_bytes, deadline).await?;
+    let body = read_body(&request, payload, settings.max_body_bytes, deadline)
+        .await
+        .inspect_err(|error| log_unread_body(account_id, error))?;
 
     let now = Utc::now();
     let keys = db
@@ -127,11 +129,18 @@ async fn read_body(
 }
 
 fn body_timed_out(received: usize) -> ApiError {
-    tracing::warn!(received_bytes = received, "webhook body read timed out");
     ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         format!("timed out reading the request body after {received} bytes; send the whole body without pausing"),
     )
+}
+
+/// Logs a body that timed out, with its account; other read failures are the client's to
+/// see and are not logged.
+fn log_unread_body(account_id: i64, error: &ApiError) {
+    if error.status == StatusCode::REQUEST_TIMEOUT {
+        tracing::warn!(account.id = account_id, error = %error, "webhook body read timed out");
+    }
 }
 
 /// Reads and drops what remains of an oversized body, up to a few times the limit and until

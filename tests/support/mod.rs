@@ -20,8 +20,9 @@ use serde_json::Value;
 /// Limit used by test servers, small so oversized bodies are cheap to build.
 pub const TEST_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// Body read deadline of test servers, short so slow-sender tests finish quickly.
-pub const TEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Body read deadline of test servers: short so slow-sender tests finish quickly, but long
+/// enough for a 4 MiB upload to a debug build on a busy two-core machine.
+pub const TEST_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Admin token of test servers.
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
