@@ -26,5 +26,8 @@ ENV GREENHOUSE_SYNC_LISTEN=0.0.0.0:8080 \
     DATABASE_URL=/data/greenhouse-sync.db
 EXPOSE 8080
 VOLUME ["/data"]
+# The slim image has no curl; the binary checks its own /healthz over loopback on the port
+# of GREENHOUSE_SYNC_LISTEN.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["greenhouse-sync", "healthcheck"]
 ENTRYPOINT ["greenhouse-sync"]
 CMD ["serve"]

@@ -114,16 +114,9 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         }
         let shutdown = ShutdownSignal::new();
         let stopped = shutdown.subscribe();
-        tokio::spawn(shutdown::stop_on_signal(server.handle(), shutdown.clone()));
+        tokio::spawn(stop_gracefully(server.handle(), shutdown.clone(), sweeps.clone(), config.shutdown_timeout));
         tokio::spawn(retention::run_periodically(db.clone(), retention, stopped.clone()));
         tokio::spawn(changes::retention::run_purges(db.clone(), changes_retention, stopped.clone()));
-        // Running sweeps hear about the shutdown at once, so they checkpoint while the
-        // requests in flight finish.
-        let stopping = (shutdown.clone(), sweeps.clone());
-        tokio::spawn(async move {
-            stopping.0.triggered().await;
-            stopping.1.cancel_all();
-        });
         if schedule {
             tokio::spawn(sweeps.clone().run_schedule(SCHEDULE_TICK, stopped.clone()));
             tokio::spawn(sweeps.clone().run_refreshes(stopped));
@@ -138,4 +131,20 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("greenhouse-sync stopped");
         Ok(())
     })
+}
+
+/// On SIGTERM or SIGINT: stops the running sweeps at their next page, where they stay
+/// resumable, and then the HTTP server, which finishes the requests in flight. Sweeps come
+/// first because a run started through the admin API runs on an HTTP worker thread, which
+/// stops with the server. Each step waits at most `timeout`.
+async fn stop_gracefully(
+    server: actix_web::dev::ServerHandle,
+    shutdown: ShutdownSignal,
+    sweeps: SweepService,
+    timeout: std::time::Duration,
+) {
+    shutdown::termination_requested(&shutdown).await;
+    sweeps.cancel_all();
+    sweeps.wait_idle(timeout).await;
+    server.stop(true).await;
 }

@@ -33,6 +33,7 @@ pub(super) struct Metrics {
 
     pub db_pool_connections: IntGaugeVec,
     pub db_errors: IntCounterVec,
+    pub database_ready: IntGauge,
 }
 
 /// Buckets for request handling, from 1 ms to 10 s.
@@ -94,6 +95,12 @@ impl Metrics {
         )
         .expect("valid gauge definition");
         r.register(Box::new(refresh_queue.clone())).expect("metric registered once");
+        let database_ready = IntGauge::new(
+            "greenhouse_sync_database_ready",
+            "1 when the last scrape reached the database and found its migrations applied, as /readyz checks; else 0",
+        )
+        .expect("valid gauge definition");
+        r.register(Box::new(database_ready.clone())).expect("metric registered once");
         register_process_collector(&r);
 
         Metrics {
@@ -194,6 +201,7 @@ impl Metrics {
                 "Failed database calls by kind (unavailable, query, migration, task)",
                 &["kind"],
             ),
+            database_ready,
             registry: r,
         }
         .with_zero_series()

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::registry::metrics;
-use crate::db::{Database, DbError, accounts, sweeps};
+use crate::db::{Database, DbError, accounts, migrations, sweeps};
 
 /// Content type of the Prometheus text exposition format.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,6 +36,7 @@ async fn refresh_database_gauges(db: &Database) {
 
     let read = db
         .run(|conn| {
+            let ready = migrations::is_current(conn)?;
             let depth = sweeps::refresh_queue_depth(conn)?;
             let mut last = Vec::new();
             for account in accounts::list(conn)? {
@@ -45,12 +46,13 @@ async fn refresh_database_gauges(db: &Database) {
                     }
                 }
             }
-            Ok::<_, DbError>((depth, last))
+            Ok::<_, DbError>((ready, depth, last))
         })
         .await;
 
     match read {
-        Ok((depth, last)) => {
+        Ok((ready, depth, last)) => {
+            m.database_ready.set(i64::from(ready));
             m.refresh_queue.set(depth);
             // Reset first, so that deleted accounts drop out of the series.
             m.sweep_last_success.reset();
@@ -61,6 +63,7 @@ async fn refresh_database_gauges(db: &Database) {
             }
         }
         Err(error) => {
+            m.database_ready.set(0);
             tracing::warn!(error = %error, "metrics scrape could not read the database");
             super::database_error(error_kind(&error));
         }

@@ -50,15 +50,20 @@ impl ShutdownSignal {
     }
 }
 
-/// Waits for SIGTERM or SIGINT, or for `signal` to be triggered another way, then triggers
-/// `signal` and stops `server` gracefully: no new connections, requests in flight finish
-/// within the server's shutdown timeout.
-pub async fn stop_on_signal(server: ServerHandle, signal: ShutdownSignal) {
+/// Waits for SIGTERM or SIGINT, or for `signal` to be triggered another way, and then
+/// triggers `signal`.
+pub async fn termination_requested(signal: &ShutdownSignal) {
     tokio::select! {
-        name = termination() => tracing::info!(signal = name, "shutdown requested; finishing requests in flight"),
+        name = termination() => tracing::info!(signal = name, "shutdown requested; stopping background work and finishing requests in flight"),
         () = signal.triggered() => {}
     }
     signal.trigger();
+}
+
+/// Waits for the shutdown (`termination_requested`), then stops `server` gracefully: no new
+/// connections, and requests in flight finish within the server's shutdown timeout.
+pub async fn stop_on_signal(server: ServerHandle, signal: ShutdownSignal) {
+    termination_requested(&signal).await;
     server.stop(true).await;
 }
 

@@ -61,7 +61,13 @@ impl TestDatabase {
         let key = greenhouse_sync::secrets::MasterKey::from_base64(TEST_MASTER_KEY).expect("test key is valid");
         greenhouse_sync::secrets::install(key).expect("install the test master key");
 
-        let settings = PoolSettings { max_connections: 4, ..PoolSettings::default() };
+        // A generous acquire timeout: these tests check what is stored, and on a loaded
+        // two-core machine hundreds of concurrent deliveries can queue for seconds.
+        let settings = PoolSettings {
+            max_connections: 4,
+            acquire_timeout: std::time::Duration::from_secs(30),
+            ..PoolSettings::default()
+        };
         let db = Database::open(&url, &settings);
         let mut conn = db.get().expect("connect to test database");
         migrations::run_pending(&mut conn).expect("migrate test database");
