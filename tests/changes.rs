@@ -171,7 +171,7 @@ struct IdRow {
     id: i64,
 }
 
-/// Every stored row of the account, deleted ones included, as `fetch_record` reads it.
+/// Reads every stored row of the account, deleted ones included, as `fetch_record` reads it.
 fn database_view(database: &TestDatabase, account_id: i64) -> BTreeMap<(String, i64), Value> {
     let mut conn = database.db.get().expect("connection");
     let mut view = BTreeMap::new();
@@ -300,10 +300,14 @@ async fn consumer_view_equals_tables() {
     let after_first = newest_seq(&fixture.database, account_id);
     assert!(after_first > 300, "the first sweep reports every record: {after_first} changes");
 
-    // Webhooks, some duplicated and some overtaken by later ones, then a refresh and a sweep.
+    // Webhooks, some duplicated and some overtaken by later ones, while a second replica (a
+    // second pool on the same database) writes too; then a refresh and a sweep.
+    let replica = Database::open(&fixture.database.url, &PoolSettings { max_connections: 2, ..PoolSettings::default() });
+    let replica_writes = std::thread::spawn(move || write_candidates(replica, account_id, 50_000, 100));
     fixture.sim_post("/_sim/webhooks", json!({"duplicate_rate": 0.3, "delay_rate": 0.3, "max_delay_ms": 150})).await;
     fixture.sim_post("/_sim/mutate", json!({"count": 80})).await;
     fixture.webhooks_settled().await;
+    replica_writes.join().expect("replica writes");
     let service = SweepService::new(fixture.database.db.clone(), fixture.client.settings().clone(), sweep_settings()).expect("service");
     greenhouse_sync::sweep::refresh::refresh_account(&service, account_id).await.expect("refresh");
     fixture.sweep().await;
@@ -344,7 +348,7 @@ fn distinct(database: &TestDatabase, account_id: i64, column: &str) -> Vec<Strin
     sql.load::<TextRow>(&mut conn).expect("distinct values").into_iter().map(|row| row.value).collect()
 }
 
-/// A database, an account without Harvest credentials and the feed server.
+/// Creates a database, an account without Harvest credentials and the feed server.
 fn plain_fixture() -> (TestDatabase, i64, FeedServer) {
     let database = TestDatabase::create();
     let account_id = create_account(&database);

@@ -114,7 +114,7 @@ pub(super) async fn read_page(db: &Database, account_id: i64, after: i64, limit:
     db.run(move |conn| page::read(conn, account_id, after, limit, include_record)).await
 }
 
-/// The answer for a cursor the feed cannot continue from.
+/// Builds the error response for a cursor the feed cannot continue from.
 pub(super) fn cursor_error(account_id: i64, after: i64, read: &PageRead) -> Option<HttpResponse> {
     match read {
         PageRead::Changes(_) => None,
@@ -173,8 +173,8 @@ async fn wait_for_changes(db: &Database, account_id: i64, params: FeedParams) ->
         guard.get_or_insert_with(|| ClientGuard::new("long_poll"));
         let pause = (deadline - now).min(POLL_PERIOD);
         if let Ok(Err(_)) = tokio::time::timeout(pause, newest.changed()).await {
-            // The sender lives as long as the process, so this is unreachable in practice;
-            // sleeping keeps a closed channel from turning this loop into a busy loop.
+            // The sender lives as long as the process, so a closed channel is not expected.
+            // Sleeping keeps one from turning this loop into a busy loop.
             tokio::time::sleep(pause).await;
         }
     }

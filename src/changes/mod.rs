@@ -32,7 +32,7 @@ thread_local! {
     static PENDING: RefCell<HashMap<i64, i64>> = RefCell::new(HashMap::new());
 }
 
-/// Returns a receiver that sees every later `publish_pending` of the account.
+/// Returns a receiver that is notified by every later `publish_pending` of the account.
 pub fn subscribe(account_id: i64) -> watch::Receiver<i64> {
     let mut newest = NEWEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     newest.entry(account_id).or_insert_with(|| watch::channel(0).0).subscribe()

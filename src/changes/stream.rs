@@ -25,14 +25,14 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Changes read per query while catching up.
 const BATCH: i64 = http::DEFAULT_LIMIT;
 
-/// Where a stream is, between two events.
+/// State of one open stream between two events.
 struct StreamState {
     db: Database,
     account_id: i64,
     after: i64,
     include_record: bool,
     newest: watch::Receiver<i64>,
-    /// The first page, read before answering so that a purged cursor gets a 410 status.
+    /// First page, read before the response starts so that a purged cursor gets a 410 status.
     first: Option<Vec<FeedChange>>,
     last_sent: Instant,
     finished: bool,

@@ -64,7 +64,7 @@ pub fn upsert_record(
     Ok(outcome != Outcome::Kept)
 }
 
-/// What one upsert did.
+/// Result of one upsert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     /// The row was inserted or updated, and `changes` has an entry for it.

@@ -345,7 +345,7 @@ const DELETION_CHUNK: i64 = 1000;
 ///
 /// The `written_at` condition protects records that a webhook created or changed during the
 /// run: a page fetched before that write does not list them. Rows go in chunks, each in a
-/// transaction of its own with its changes, so the pass never holds the whole table's ids.
+/// transaction of its own with its changes, so the pass never keeps the whole table's ids in memory.
 pub fn mark_unseen_deleted(
     conn: &mut DbConnection,
     account_id: i64,

@@ -9,12 +9,12 @@
 //! transaction raises the counter as its last record-related statement, so it never holds the
 //! counter lock while waiting for a record row that another writer holds.
 
+pub mod stored;
+
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::Serialize;
-
-pub mod stored;
 
 use super::DbConnection;
 use super::sql::{Sql, SqlValue, parse_time_text};
@@ -28,7 +28,7 @@ const INSERT_CHUNK: usize = 500;
 /// The channel PostgreSQL notifies, with the account id as payload, when changes commit.
 pub const NOTIFY_CHANNEL: &str = "greenhouse_sync_changes";
 
-/// Which path wrote the change.
+/// Path that wrote a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -47,7 +47,7 @@ impl Source {
     }
 }
 
-/// What happened to the record.
+/// Kind of change to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {

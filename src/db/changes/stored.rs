@@ -1,4 +1,4 @@
-//! What a write would change: the stored rows it replaces, and the fields that differ.
+//! Change detection: reading the stored rows a write replaces, and naming the fields that differ.
 //!
 //! Typed columns are copies of JSON fields, so comparing a row's JSON (plus its deletion
 //! state, which the deleting paths report themselves) finds every change.
