@@ -1,5 +1,5 @@
-//! `greenhouse-sync healthcheck`: asks the local server's `/healthz` and exits 0 when it
-//! answers 200. Container images use it as their health check, since slim images have no
+//! `greenhouse-sync healthcheck`: requests the local server's `/healthz` and exits 0 when
+//! it returns 200. Container images use it as their health check, since slim images have no
 //! curl.
 
 use std::io::{Read, Write};

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 /// Tells background tasks that the process is stopping. Cheap to clone; every clone
 /// triggers and observes the same signal.
 ///
-/// A task holds a receiver from `subscribe` and selects on `changed()`, or checks
+/// A task keeps a receiver from `subscribe` and selects on `changed()`, or checks
 /// `*receiver.borrow()`, and returns when it turns true.
 #[derive(Clone)]
 pub struct ShutdownSignal {
@@ -45,7 +45,7 @@ impl ShutdownSignal {
     /// Waits until the shutdown starts.
     pub async fn triggered(&self) {
         let mut receiver = self.subscribe();
-        // An error means every sender is gone, which cannot happen while `self` holds one.
+        // An error means every sender is gone, which cannot happen while `self` keeps one.
         let _ = receiver.wait_for(|stopping| *stopping).await;
     }
 }
