@@ -87,13 +87,13 @@ pub fn default_key_file(sqlite_path: &str) -> PathBuf {
 /// because every replica must use the same one.
 pub fn load_or_create(source: &KeySource, backend: Backend, database_path: &str) -> Result<(MasterKey, KeyOrigin), SecretsError> {
     match (&source.key, &source.key_file) {
-        (Some(_), Some(_)) => Err(SecretsError::InvalidKey(
+        (Some(_), Some(_)) => Err(SecretsError::Setting(
             "both --master-key and --master-key-file are set; keep one".to_string(),
         )),
         (Some(key), None) => Ok((MasterKey::from_base64(key)?, KeyOrigin::Setting)),
         (None, Some(path)) => Ok((read_key_file(path)?, KeyOrigin::File(path.clone()))),
-        (None, None) if backend == Backend::Postgres => Err(SecretsError::InvalidKey(
-            "PostgreSQL needs a master key shared by every replica: set --master-key or \
+        (None, None) if backend == Backend::Postgres => Err(SecretsError::Setting(
+            "missing master key: PostgreSQL needs one shared by every replica. Set --master-key or \
              GREENHOUSE_SYNC_MASTER_KEY (for example from `openssl rand -base64 32`), or --master-key-file"
                 .to_string(),
         )),

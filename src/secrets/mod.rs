@@ -39,6 +39,8 @@ pub enum SecretsError {
     KeyMismatch,
     #[error("invalid master key: {0}")]
     InvalidKey(String),
+    #[error("{0}")]
+    Setting(String),
     #[error("stored secret in {column} is not valid `v1:` base64; restore it from a backup or set it again")]
     Malformed { column: String },
     #[error(
