@@ -650,3 +650,40 @@ async fn admin_scope_serves_feed_with_token() {
     assert!(metrics.contains(&format!(r#"greenhouse_sync_changes_newest_seq{{account_id="{}"}}"#, account.id)), "newest number is exported");
     assert!(metrics.contains(r#"greenhouse_sync_changes_clients{mode="stream"}"#), "client gauge is exported");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_pass_reports_every_row() {
+    use greenhouse_sync::db::changes::{ChangeSet, Source};
+    use greenhouse_sync::db::sweeps;
+
+    let database = TestDatabase::create();
+    let account_id = create_account(&database);
+    const ROWS: i64 = 2500;
+    let written_at = chrono::Utc::now();
+    {
+        let mut conn = database.db.get().expect("connection");
+        let page: Vec<Value> = (1..=ROWS).map(|id| json!({"id": id, "first_name": "Gone", "updated_at": "2026-01-01T00:00:00Z"})).collect();
+        conn.write_transaction(|conn| {
+            let mut changes = ChangeSet::new(account_id, Source::Sweep);
+            records::upsert_v3_records(conn, account_id, Resource::Candidates, &page, None, &mut changes, written_at)?;
+            changes.append(conn, written_at)?;
+            Ok::<_, records::WriteError>(())
+        })
+        .expect("store rows");
+    }
+    assert_eq!(newest_seq(&database, account_id), ROWS);
+
+    // A run that began after the rows were written and read none of them.
+    let run_started_at = written_at + chrono::Duration::seconds(1);
+    let mut conn = database.db.get().expect("connection");
+    let deleted = sweeps::mark_unseen_deleted(&mut conn, account_id, Resource::Candidates, 999, run_started_at, chrono::Utc::now())
+        .expect("deletion pass");
+    drop(conn);
+
+    assert_eq!(deleted as i64, ROWS, "every unseen row is marked deleted, across several chunks");
+    assert_eq!(newest_seq(&database, account_id), 2 * ROWS, "one change per deleted row");
+    let deletions = database.count(&format!("SELECT COUNT(*) AS count FROM changes WHERE account_id = {account_id} AND kind = 'deleted'"));
+    assert_eq!(deletions, ROWS);
+    let live = database.count(&format!("SELECT COUNT(*) AS count FROM candidates WHERE account_id = {account_id} AND deleted_at IS NULL"));
+    assert_eq!(live, 0);
+}
