@@ -446,3 +446,55 @@ async fn sigterm_during_sweep_resumes() {
     assert!(second.log_text().contains("resuming unfinished sweep"));
     assert_eq!(local_counts(&database, account_id), truth, "nothing lost across the restart");
 }
+
+/// A valid master key other than the tests' own.
+const OTHER_MASTER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+fn cli(database: &TestDatabase, master_key: &str, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .env("DATABASE_URL", &database.url)
+        .env("GREENHOUSE_SYNC_MASTER_KEY", master_key)
+        .output()
+        .expect("run greenhouse-sync")
+}
+
+#[test]
+fn wrong_master_key_stops_start() {
+    let database = TestDatabase::create();
+    let added = cli(&database, TEST_MASTER_KEY, &["accounts", "add", "--name", "Acme", "--webhook-secret", "cli-secret"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+
+    let listed = cli(&database, OTHER_MASTER_KEY, &["accounts", "list"]);
+    assert!(!listed.status.success(), "a different key must not start");
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(stderr.contains("master key"), "{stderr}");
+    assert!(!stderr.contains("cli-secret"), "{stderr}");
+
+    let migrated = cli(&database, OTHER_MASTER_KEY, &["migrate"]);
+    assert!(migrated.status.success(), "migrate needs no key: {}", String::from_utf8_lossy(&migrated.stderr));
+}
+
+#[test]
+fn plaintext_secrets_sealed_at_start() {
+    let database = TestDatabase::create();
+    database.execute(
+        "INSERT INTO accounts (name, webhook_secret, harvest_client_id, harvest_client_secret, created_at, updated_at) \
+         VALUES ('Old', 'plain-webhook-secret', 'client', 'plain-client-secret', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    );
+
+    let listed = cli(&database, TEST_MASTER_KEY, &["accounts", "list"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"Old\""));
+
+    let sealed = database.count(
+        "SELECT COUNT(*) AS count FROM accounts WHERE webhook_secret LIKE 'v1:%' AND harvest_client_secret LIKE 'v1:%'",
+    );
+    assert_eq!(sealed, 1, "both secrets are encrypted at start");
+    let mut conn = database.db.get().expect("connection");
+    let account_id = greenhouse_sync::db::accounts::list(&mut conn).expect("list")[0].id;
+    let keys = greenhouse_sync::db::accounts::webhook_keys(&mut conn, account_id, chrono::Utc::now()).expect("read");
+    assert_eq!(keys.expect("enabled account").current, "plain-webhook-secret");
+    let credentials = greenhouse_sync::db::accounts::harvest_credentials(&mut conn, account_id).expect("read");
+    assert_eq!(credentials.expect("credentials").client_secret, "plain-client-secret");
+}

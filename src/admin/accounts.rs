@@ -11,6 +11,7 @@ use super::AdminSettings;
 use crate::db::accounts::{self, Account, HarvestCredentials, NewAccount};
 use crate::db::{Database, DbError};
 use crate::server::error::ApiError;
+use crate::sweep::SweepService;
 
 /// Longest account name accepted.
 const MAX_NAME_CHARS: usize = 200;
@@ -139,8 +140,13 @@ pub async fn show(db: web::Data<Database>, path: web::Path<i64>) -> Result<HttpR
         (status = 404, description = "No such account"),
     )
 )]
-pub async fn delete(db: web::Data<Database>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    db: web::Data<Database>,
+    sweeps: Option<web::Data<SweepService>>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let account_id = path.into_inner();
+    stop_sweep(sweeps.as_ref().map(|data| data.get_ref()), account_id);
     let deleted = db.run(move |conn| accounts::delete(conn, account_id).map_err(DbError::from)).await?;
     if !deleted {
         return Err(account_not_found(account_id));
@@ -222,8 +228,23 @@ pub async fn rotate_secret(
     params(("id" = i64, Path, description = "Account id")),
     responses((status = 200, description = "Deliveries now get 404 and sweeps stop", body = Account), (status = 404, description = "No such account"))
 )]
-pub async fn disable(db: web::Data<Database>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    set_disabled(db, path.into_inner(), true).await
+pub async fn disable(
+    db: web::Data<Database>,
+    sweeps: Option<web::Data<SweepService>>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let account_id = path.into_inner();
+    stop_sweep(sweeps.as_ref().map(|data| data.get_ref()), account_id);
+    set_disabled(db, account_id, true).await
+}
+
+/// Asks the account's sweep running in this process, if any, to stop at its next page. A
+/// sweep on another replica stops when it next fails to read the account's credentials.
+fn stop_sweep(sweeps: Option<&SweepService>, account_id: i64) {
+    if let Some(progress) = sweeps.and_then(|sweeps| sweeps.progress(account_id)) {
+        progress.cancel();
+        tracing::info!(account.id = account_id, "running sweep asked to stop");
+    }
 }
 
 #[utoipa::path(
