@@ -687,3 +687,31 @@ async fn deletion_pass_reports_every_row() {
     let live = database.count(&format!("SELECT COUNT(*) AS count FROM candidates WHERE account_id = {account_id} AND deleted_at IS NULL"));
     assert_eq!(live, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifies_listeners() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+
+    let database = TestDatabase::create();
+    if database.db.backend() != greenhouse_sync::db::Backend::Postgres {
+        return;
+    }
+    let account_id = create_account(&database);
+    let mut listener = diesel::PgConnection::establish(&database.url).expect("listener connection");
+    listener.batch_execute(&format!("LISTEN {}", changes::NOTIFY_CHANNEL)).expect("listen");
+
+    write_candidates(database.db.clone(), account_id, 1, 1);
+
+    // Tests running beside this one share the database and the channel, so their
+    // notifications may arrive too.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut payloads = Vec::new();
+    while !payloads.contains(&account_id.to_string()) && Instant::now() < deadline {
+        // A query makes libpq read what the server sent, notifications included.
+        listener.batch_execute("SELECT 1").expect("poll");
+        payloads.extend(listener.notifications_iter().filter_map(Result::ok).map(|n| n.payload));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(payloads.contains(&account_id.to_string()), "no notification carried the account id: {payloads:?}");
+}
