@@ -6,6 +6,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::TestDatabase;
+
 /// Where Debian and Ubuntu install the PostgreSQL server binaries, one folder per version.
 const BINARY_ROOT: &str = "/usr/lib/postgresql";
 
@@ -104,6 +106,18 @@ impl Drop for PrivateCluster {
         let data = self.data_dir();
         let _ = self.output("pg_ctl", &["stop", "-w", "-m", "immediate", "-D", path_str(&data)]);
     }
+}
+
+/// Returns a PostgreSQL database for tests that need that backend whatever
+/// `TEST_DATABASE_URL` says: a schema in its database when it is set, else a private
+/// cluster, else `None`. The caller keeps the returned guards alive while it runs.
+pub fn postgres_database() -> Option<(String, Option<TestDatabase>, Option<PrivateCluster>)> {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        let database = TestDatabase::create();
+        return Some((database.url.clone(), Some(database), None));
+    }
+    let cluster = PrivateCluster::start()?;
+    Some((cluster.url(), None, Some(cluster)))
 }
 
 /// Returns the `bin` folder of the newest installed version that has `initdb`.

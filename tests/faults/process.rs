@@ -9,7 +9,7 @@ use greenhouse_sync::sim::{self, RunningSim, SimConfig, Sizes};
 use serde_json::Value;
 
 use crate::child::{ChildEnv, free_port};
-use crate::cluster::PrivateCluster;
+use crate::cluster::postgres_database;
 use crate::convergence::{assert_converged, chains, execute, open_reader, runs, truth_total};
 use crate::deliveries::{self, Outgoing, effective_rows, stored};
 use crate::support::TestDatabase;
@@ -238,23 +238,12 @@ fn assert_accepted_stored(db: &greenhouse_sync::db::Database, account_id: i64, a
     lost.len() as u64
 }
 
-/// Returns the replica test's PostgreSQL database: a schema in `TEST_DATABASE_URL`'s
-/// database when set, else a private cluster, else `None`.
-fn replica_database() -> Option<(String, Option<TestDatabase>, Option<PrivateCluster>)> {
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
-        let database = TestDatabase::create();
-        return Some((database.url.clone(), Some(database), None));
-    }
-    let cluster = PrivateCluster::start()?;
-    Some((cluster.url(), None, Some(cluster)))
-}
-
 /// Two processes sweep the same account on one PostgreSQL database: one runs, the other
 /// reports the account busy. Killing the running one hands the run to the other once the
 /// 3-second lease expires, and the other resumes the same run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_takes_over_after_lease() {
-    let Some((url, _database, _cluster)) = replica_database() else { return };
+    let Some((url, _database, _cluster)) = postgres_database() else { return };
     let sim = sim::start(sim_config(Duration::from_millis(120))).await.expect("start simulator");
     let dir = tempfile::tempdir().expect("log dir");
     let env = ChildEnv::new(&url, dir.path()).with_sim(&sim);
