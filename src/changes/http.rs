@@ -114,17 +114,18 @@ pub(super) async fn read_page(db: &Database, account_id: i64, after: i64, limit:
     db.run(move |conn| page::read(conn, account_id, after, limit, include_record)).await
 }
 
-/// Builds the error response for a cursor the feed cannot continue from.
-pub(super) fn cursor_error(account_id: i64, after: i64, read: &PageRead) -> Option<HttpResponse> {
+/// Returns the changes read, or the error response for a cursor the feed cannot continue
+/// from.
+pub(super) fn changes_or_response(account_id: i64, after: i64, read: PageRead) -> Result<Vec<FeedChange>, HttpResponse> {
     match read {
-        PageRead::Changes(_) => None,
-        PageRead::Purged { oldest_available_seq } => Some(HttpResponse::build(StatusCode::GONE).json(json!({
+        PageRead::Changes(changes) => Ok(changes),
+        PageRead::Purged { oldest_available_seq } => Err(HttpResponse::build(StatusCode::GONE).json(json!({
             "error": format!(
                 "changes of account {account_id} after {after} were purged; the oldest available is {oldest_available_seq}, so read the tables again and continue from the feed's newest number"
             ),
             "oldest_available_seq": oldest_available_seq,
         }))),
-        PageRead::Ahead { newest_seq } => Some(HttpResponse::build(StatusCode::CONFLICT).json(json!({
+        PageRead::Ahead { newest_seq } => Err(HttpResponse::build(StatusCode::CONFLICT).json(json!({
             "error": format!(
                 "after {after} is beyond account {account_id}'s newest change {newest_seq}; the cursor belongs to another database, so read the tables again"
             ),
@@ -143,11 +144,9 @@ async fn list_changes(
     require_account(&db, account_id).await?;
 
     let read = wait_for_changes(&db, account_id, params).await?;
-    if let Some(response) = cursor_error(account_id, params.after, &read) {
-        return Ok(response);
-    }
-    let PageRead::Changes(changes) = read else {
-        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected feed read"));
+    let changes = match changes_or_response(account_id, params.after, read) {
+        Ok(changes) => changes,
+        Err(response) => return Ok(response),
     };
     let next_after = changes.last().map_or(params.after, |last: &FeedChange| last.change.seq);
     Ok(HttpResponse::Ok().json(json!({ "changes": changes, "next_after": next_after })))

@@ -53,11 +53,9 @@ pub(super) async fn stream_changes(
 
     let newest = super::subscribe(account_id);
     let read = http::read_page(&db, account_id, after, BATCH, params.include_record).await?;
-    if let Some(response) = http::cursor_error(account_id, after, &read) {
-        return Ok(response);
-    }
-    let PageRead::Changes(first) = read else {
-        return Err(ApiError::bad_request("unexpected feed read"));
+    let first = match http::changes_or_response(account_id, after, read) {
+        Ok(changes) => changes,
+        Err(response) => return Ok(response),
     };
 
     let state = StreamState {
@@ -102,10 +100,24 @@ async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
         match read {
             Ok(PageRead::Changes(changes)) if !changes.is_empty() => return Some(encode_changes(state, &changes)),
             Ok(PageRead::Changes(_)) => {}
-            Ok(other) => return Some(finish_with_error(state, &cursor_message(&other))),
+            Ok(PageRead::Purged { oldest_available_seq }) => {
+                let data = json!({
+                    "error": "the changes after the last event were purged; read the tables again",
+                    "oldest_available_seq": oldest_available_seq,
+                });
+                return Some(finish_with_error(state, data));
+            }
+            Ok(PageRead::Ahead { newest_seq }) => {
+                let data = json!({
+                    "error": "the cursor is beyond the newest change; read the tables again",
+                    "newest_seq": newest_seq,
+                });
+                return Some(finish_with_error(state, data));
+            }
             Err(error) => {
                 tracing::warn!(account.id = state.account_id, error = %error, "change stream stopped: reading the feed failed");
-                return Some(finish_with_error(state, "reading the feed failed; reconnect to resume"));
+                let data = json!({ "error": "reading the feed failed; reconnect to resume" });
+                return Some(finish_with_error(state, data));
             }
         }
 
@@ -131,25 +143,8 @@ fn encode_changes(state: &mut StreamState, changes: &[FeedChange]) -> Bytes {
     Bytes::from(text)
 }
 
-fn cursor_message(read: &PageRead) -> String {
-    match read {
-        PageRead::Purged { oldest_available_seq } => json!({
-            "error": "the changes after the last event were purged; read the tables again",
-            "oldest_available_seq": oldest_available_seq,
-        })
-        .to_string(),
-        PageRead::Ahead { newest_seq } => json!({
-            "error": "the cursor is beyond the newest change; read the tables again",
-            "newest_seq": newest_seq,
-        })
-        .to_string(),
-        PageRead::Changes(_) => json!({ "error": "unexpected feed read" }).to_string(),
-    }
-}
-
-/// Ends the stream with an `error` event whose data is `message` (JSON or text).
-fn finish_with_error(state: &mut StreamState, message: &str) -> Bytes {
+/// Ends the stream with an `error` event carrying `data`.
+fn finish_with_error(state: &mut StreamState, data: serde_json::Value) -> Bytes {
     state.finished = true;
-    let data = if message.starts_with('{') { message.to_string() } else { json!({ "error": message }).to_string() };
     Bytes::from(format!("event: error\ndata: {data}\n\n"))
 }
