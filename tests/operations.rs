@@ -292,7 +292,8 @@ impl ServeProcess {
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--schedule", "false"])
-            .args(["--shutdown-timeout-secs", "5", "--harvest-budget", "100000"])
+            // Generous, because the whole test suite loads the machine while this runs.
+            .args(["--shutdown-timeout-secs", "20", "--harvest-budget", "100000"])
             .args(["--sweep-per-page", "25", "--sweep-pages-in-flight", "2", "--sweep-slices", "2"])
             .env("DATABASE_URL", database_url)
             .env("GREENHOUSE_SYNC_MASTER_KEY", TEST_MASTER_KEY)
@@ -413,7 +414,7 @@ async fn sigterm_during_sweep_resumes() {
     }
     assert!(stored_pages >= 3, "the sweep stored {stored_pages} pages; log:\n{}", first.log_text());
 
-    let status = first.terminate(Duration::from_secs(15));
+    let status = first.terminate(Duration::from_secs(60));
     let log = first.log_text();
     assert!(status.success(), "exit status {status}; log:\n{log}");
     assert!(log.contains("shutdown requested"), "{log}");
