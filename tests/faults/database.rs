@@ -217,7 +217,13 @@ async fn exhausted_pool_waits_then_503() {
     for delivery in [warm_up, held_a, held_b, rejected, after] {
         assert_eq!(stored.get(&delivery.event_id).map(|o| effective_rows(o)), Some(1), "{} stored once", delivery.event_id);
     }
-    report_figures("exhausted_pool_waits_then_503", &[("rejected_503", 1), ("wait_ms", waited.as_millis() as u64), ("lost", 0)]);
+    report_figures("exhausted_pool_waits_then_503", &[
+        ("deliveries_sent", 6),
+        ("answered_200", 5),
+        ("rejected_503", 1),
+        ("wait_ms", waited.as_millis() as u64),
+        ("lost", 0),
+    ]);
     sim.stop().await;
 }
 
@@ -259,8 +265,9 @@ async fn sqlite_writers_never_see_lock_errors() {
     let other: Vec<_> = statuses.iter().filter(|status| !matches!(status, Some(200) | Some(503))).collect();
     assert!(other.is_empty(), "only 200 or 503, not {other:?}: {:?}", env.log_lines("ERROR"));
     assert!(pages_during > 0, "the sweep stored pages while the burst was written");
+    let mut resend_attempts = 0;
     for delivery in &first_attempt_503 {
-        deliver_until_accepted(&http, &webhook_url, delivery).await;
+        resend_attempts += deliver_until_accepted(&http, &webhook_url, delivery).await;
     }
     wait_for_completed_run(&db, account_id, Duration::from_secs(60)).await;
     drop(server);
@@ -283,6 +290,7 @@ async fn sqlite_writers_never_see_lock_errors() {
         ("sweep_pages_stored_during_burst", pages_during as u64),
         ("first_attempt_200", (burst.len() - first_attempt_503.len()) as u64),
         ("first_attempt_503_pool_wait", first_attempt_503.len() as u64),
+        ("resend_attempts", resend_attempts),
         ("lock_errors", lock_errors.len() as u64),
         ("sweep_runs_failed_on_pool_wait", failed_runs.len() as u64),
         ("lost", lost.len() as u64),
