@@ -324,12 +324,12 @@ async fn chain_worker(context: Arc<RunContext>, queue: Arc<Mutex<VecDeque<Chain>
             Ok(()) => {}
             Err(SweepError::Harvest(error)) if error.is_forbidden() => {
                 tracing::warn!(account.id = context.account_id, run.id = context.run_id, resource = %chain.plan.resource, "Harvest responded with 403; resource skipped");
-                set_status(&context, chain.position, ChainStatus::Skipped, Some(error.to_string())).await?;
+                set_status(&context, chain.position, ChainStatus::Skipped, Some(describe(&error))).await?;
             }
             Err(SweepError::Interrupted) => return Ok(()),
             Err(error) => {
                 tracing::error!(account.id = context.account_id, run.id = context.run_id, resource = %chain.plan.resource, error = %error, "sweep chain failed");
-                set_status(&context, chain.position, ChainStatus::Failed, Some(error.to_string())).await?;
+                set_status(&context, chain.position, ChainStatus::Failed, Some(describe(&error))).await?;
                 return Err(error);
             }
         }
@@ -403,6 +403,42 @@ async fn store_page(
     records: Vec<serde_json::Value>,
     next: Option<String>,
 ) -> Result<(), SweepError> {
+    let records = Arc::new(records);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match store_page_once(context, position, resource, records.clone(), next.clone()).await {
+            // A burst of webhooks can hold every pooled connection for longer than the pool's
+            // acquire timeout. The page is still in hand, so waiting and trying again is
+            // better than failing a run that would then start over.
+            Err(SweepError::Db(DbError::Unavailable(error))) if attempt < STORE_ATTEMPTS => {
+                let wait = std::time::Duration::from_secs(1 << (attempt - 1));
+                tracing::warn!(
+                    account.id = context.account_id,
+                    run.id = context.run_id,
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %error,
+                    "no database connection for a sweep page; retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Attempts at storing one page while the database has no free connection: waits of 1, 2, 4
+/// and 8 seconds between them.
+const STORE_ATTEMPTS: u32 = 5;
+
+async fn store_page_once(
+    context: &RunContext,
+    position: i32,
+    resource: Resource,
+    records: Arc<Vec<serde_json::Value>>,
+    next: Option<String>,
+) -> Result<(), SweepError> {
     let (account_id, run_id) = (context.account_id, context.run_id);
     let seen_by_run = (context.mode == Mode::Full).then_some(run_id);
     context
@@ -420,6 +456,22 @@ async fn store_page(
             stored
         })
         .await
+}
+
+/// Formats an error with its sources, so that a stored run error names the cause: "still
+/// failed after 6 attempts: Harvest responded with server error 502", not only the first half.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<SweepError> for DbError {
@@ -456,7 +508,7 @@ async fn conclude(context: &Arc<RunContext>, outcome: Result<(), SweepError>) ->
         }
         Err(error) => {
             report.status = "failed".to_string();
-            report.error = Some(error.to_string());
+            report.error = Some(describe(&error));
         }
         Ok(()) => {
             let (deleted, notes) = finish_resources(context, &chains).await?;

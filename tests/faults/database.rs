@@ -303,7 +303,6 @@ async fn sqlite_writers_never_see_lock_errors() {
 /// run ends `failed` and, since failed runs are never resumed, the next run starts over.
 /// PostgreSQL only, where a table lock blocks the deliveries but not the sweep's writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a pool acquire timeout in store_page (src/sweep/run.rs:399) fails the run instead of retrying or leaving it resumable"]
 async fn sweep_survives_pool_wait() {
     let Some((url, _database, _cluster)) = postgres_database() else { return };
     let sizes = Sizes { candidates: 600, applications: 700, ..Sizes::default() };

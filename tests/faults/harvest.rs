@@ -230,7 +230,6 @@ async fn dropped_connections_are_retried() {
 /// The stored error of a run that exhausted its retries should name what kept failing (a
 /// 502, a dropped connection, a cut body), not only that something did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: RetriesExhausted's message (src/greenhouse/harvest/error.rs:32) omits its `last` source, and the run stores only that message (src/sweep/run.rs:459)"]
 async fn exhausted_retries_name_last_error() {
     let fixture = fixture(None, 3).await;
     fixture.assert_fails_cleanly(json!({"fail_next": {"count": 100_000, "status": 502}}), "502").await;
