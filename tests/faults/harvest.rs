@@ -227,8 +227,8 @@ async fn dropped_connections_are_retried() {
     assert_converged(&fixture.http, &fixture.sim, &fixture.database.db, fixture.account_id).await;
 }
 
-/// The stored error of a run that exhausted its retries should name what kept failing (a
-/// 502, a dropped connection, a cut body), not only that something did.
+/// The stored error of a run that exhausted its retries names what kept failing (a 502, a
+/// dropped connection, a cut body), not only that something did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_retries_name_last_error() {
     let fixture = fixture(None, 3).await;
