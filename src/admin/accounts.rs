@@ -13,10 +13,10 @@ use crate::db::{Database, DbError};
 use crate::server::error::ApiError;
 use crate::sweep::SweepService;
 
-/// Longest account name accepted.
+/// Maximum length of an account name, in characters.
 const MAX_NAME_CHARS: usize = 200;
 
-/// Longest secret accepted; Greenhouse's own secret keys are far shorter.
+/// Maximum length of a secret, in bytes; Greenhouse's own secret keys are far shorter.
 const MAX_SECRET_BYTES: usize = 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -263,7 +263,7 @@ async fn set_disabled(db: web::Data<Database>, account_id: i64, disabled: bool) 
     finish_update(&db, account_id, updated, if disabled { "account disabled" } else { "account enabled" }).await
 }
 
-/// Answers an update with the account as it is now, or 404 when no row was updated.
+/// Returns the account as it is after an update, or 404 when no row was updated.
 async fn finish_update(db: &Database, account_id: i64, updated: bool, message: &'static str) -> Result<HttpResponse, ApiError> {
     if !updated {
         return Err(account_not_found(account_id));

@@ -38,7 +38,7 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Run greenhouse-sim and the server together and show a sync repairing lost webhooks.
     Demo(demo::DemoArgs),
-    /// Check that the local server answers /healthz; exits 0 when it does.
+    /// Check that the local server returns 200 from /healthz; exits 0 when it does.
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Manage accounts (tenants).
     #[command(subcommand)]

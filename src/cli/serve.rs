@@ -39,7 +39,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GREENHOUSE_SYNC_SCHEDULE", default_value_t = true, action = clap::ArgAction::Set)]
     pub schedule: bool,
 
-    /// Bearer token for the admin API under `/admin`. Without it every admin route answers
+    /// Bearer token for the admin API under `/admin`. Without it every admin route returns
     /// 503. Use a long random value, such as `openssl rand -hex 32`.
     #[arg(long, env = "GREENHOUSE_SYNC_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -59,8 +59,8 @@ pub struct ServeArgs {
     #[arg(long, env = "GREENHOUSE_SYNC_CHANGES_RETENTION_DAYS", default_value_t = crate::changes::retention::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub changes_retention_days: u64,
 
-    /// Seconds a stopping server (SIGTERM, SIGINT) gives requests in flight and running
-    /// sweeps to finish; sweeps stop at their next page and resume at the next start.
+    /// Seconds a stopping server (SIGTERM, SIGINT) gives running sweeps, and then requests in
+    /// flight, to finish. Sweeps stop at their next page and resume at the next start.
     #[arg(long, env = "GREENHOUSE_SYNC_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
 
@@ -90,7 +90,7 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout_secs),
     };
     if config.admin_token.is_none() {
-        tracing::info!("no admin token configured; the admin API answers 503 until --admin-token is set");
+        tracing::info!("no admin token configured; the admin API returns 503 until --admin-token is set");
     }
     let retention = RetentionSettings {
         period: std::time::Duration::from_secs(args.delivery_retention_days * 24 * 3600),

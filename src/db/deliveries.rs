@@ -135,7 +135,7 @@ pub struct DeliverySummary {
     pub action: String,
     pub received_at: Option<DateTime<Utc>>,
     pub outcome: Option<Outcome>,
-    /// Why applying failed, for `failed` deliveries.
+    /// Reason applying failed, for `failed` deliveries.
     pub error: Option<String>,
     pub applied_at: Option<DateTime<Utc>>,
     /// Times the delivery was applied: 1 on receipt, plus one per replay.

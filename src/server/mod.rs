@@ -33,7 +33,7 @@ pub struct ServerConfig {
     /// Sweeps of Harvest v3, for the admin sync routes; `None` leaves those routes
     /// answering 503.
     pub sweeps: Option<SweepService>,
-    /// Bearer token of the admin API; `None` leaves every admin route answering 503.
+    /// Bearer token of the admin API; with `None` every admin route returns 503.
     pub admin_token: Option<String>,
     pub admin: AdminSettings,
     /// How long a stopping server waits for requests in flight before closing them.
