@@ -108,8 +108,8 @@ impl Drop for PrivateCluster {
     }
 }
 
-/// Returns a PostgreSQL database for tests that need that backend whatever
-/// `TEST_DATABASE_URL` says: a schema in its database when it is set, else a private
+/// Returns a PostgreSQL database for tests that need that backend, whatever
+/// `TEST_DATABASE_URL` is set to: a schema in its database when it is set, else a private
 /// cluster, else `None`. The caller keeps the returned guards alive while it runs.
 pub fn postgres_database() -> Option<(String, Option<TestDatabase>, Option<PrivateCluster>)> {
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
