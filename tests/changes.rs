@@ -642,10 +642,14 @@ async fn admin_scope_serves_feed_with_token() {
     assert_eq!(feed["changes"][0]["record_id"], 1001);
     assert_eq!(feed["next_after"], 1);
 
-    let metrics = server.http.get(server.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let scrape = server.http.get(server.url("/metrics")).send().await.expect("metrics");
+    let status = scrape.status();
+    let metrics = scrape.text().await.expect("text");
+    assert_eq!(status, 200, "{metrics}");
+    let feed_lines: Vec<&str> = metrics.lines().filter(|line| line.contains("greenhouse_sync_changes")).collect();
     assert!(
         metrics.contains(r#"greenhouse_sync_changes_appended_total{kind="created",resource="candidates",source="webhook"}"#),
-        "appended changes are counted"
+        "appended changes are counted: {feed_lines:#?}"
     );
     assert!(metrics.contains(&format!(r#"greenhouse_sync_changes_newest_seq{{account_id="{}"}}"#, account.id)), "newest number is exported");
     assert!(metrics.contains(r#"greenhouse_sync_changes_clients{mode="stream"}"#), "client gauge is exported");
