@@ -31,6 +31,13 @@ impl From<diesel::result::Error> for ReplayError {
 /// Deliveries with other outcomes are refused: most payloads carry no version timestamp, so
 /// applying an old, already applied payload again could overwrite newer data.
 pub fn replay(conn: &mut DbConnection, delivery_id: i64) -> Result<Stored, ReplayError> {
+    let replayed = replay_in_transaction(conn, delivery_id);
+    // Wakes change-feed readers in this process now that the changes are committed.
+    crate::changes::publish_pending();
+    replayed
+}
+
+fn replay_in_transaction(conn: &mut DbConnection, delivery_id: i64) -> Result<Stored, ReplayError> {
     conn.write_transaction(|conn| {
         let stored = deliveries::find(conn, delivery_id, true)?.ok_or(ReplayError::NotFound(delivery_id))?;
         let not_replayable = |reason: String| ReplayError::NotReplayable { id: delivery_id, reason };
