@@ -86,6 +86,8 @@ fn greenhouse_encoding(value: &Value) -> Vec<u8> {
 /// What one load run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadOutcome {
+    pub planned: u64,
+    /// Deliveries sent before the send deadline.
     pub sent: u64,
     pub ok: u64,
     pub errors: u64,
@@ -105,9 +107,22 @@ pub struct LoadOutcome {
 /// Answer of one delivery: its status (or error kind) and latency.
 type Answer = (String, Duration);
 
-/// Sends `count` deliveries, the n-th planned at `start + n * interval` (all at once when
-/// `interval` is zero), with at most `max_in_flight` unanswered at a time.
-pub async fn send(deliveries: Arc<Deliveries>, count: u64, interval: Duration, max_in_flight: usize) -> anyhow::Result<LoadOutcome> {
+/// How many deliveries to send, and how fast.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub count: u64,
+    /// Time between planned sends; zero sends everything at once.
+    pub interval: Duration,
+    pub max_in_flight: usize,
+    /// No delivery is sent after this time from the start, so a server slower than the rate
+    /// cannot stretch the run without end. Deliveries not sent by then are counted as unsent.
+    pub send_deadline: Duration,
+}
+
+/// Sends deliveries, the n-th planned at `start + n * interval`, with at most
+/// `max_in_flight` unanswered at a time.
+pub async fn send(deliveries: Arc<Deliveries>, pace: Pace) -> anyhow::Result<LoadOutcome> {
+    let Pace { count, interval, max_in_flight, send_deadline } = pace;
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().context("could not build the HTTP client")?;
     let limit = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let (answers, mut received) = mpsc::unbounded_channel::<Answer>();
@@ -117,6 +132,9 @@ pub async fn send(deliveries: Arc<Deliveries>, count: u64, interval: Duration, m
     for n in 0..count {
         let planned = start + interval.mul_f64(n as f64);
         tokio::time::sleep_until(planned.into()).await;
+        if start.elapsed() > send_deadline {
+            break;
+        }
         let permit = limit.clone().acquire_owned().await.context("in-flight limit closed")?;
         max_lag = max_lag.max(planned.elapsed());
 
@@ -133,7 +151,7 @@ pub async fn send(deliveries: Arc<Deliveries>, count: u64, interval: Duration, m
     while let Some(answer) = received.recv().await {
         all.push(answer);
     }
-    Ok(summarise(all, start.elapsed(), max_lag))
+    Ok(summarise(all, count, start.elapsed(), max_lag))
 }
 
 async fn post(client: &reqwest::Client, deliveries: &Deliveries, n: u64) -> Answer {
@@ -160,7 +178,7 @@ async fn post(client: &reqwest::Client, deliveries: &Deliveries, n: u64) -> Answ
     (outcome, started.elapsed())
 }
 
-fn summarise(answers: Vec<Answer>, elapsed: Duration, max_lag: Duration) -> LoadOutcome {
+fn summarise(answers: Vec<Answer>, planned: u64, elapsed: Duration, max_lag: Duration) -> LoadOutcome {
     let mut statuses = BTreeMap::new();
     for (status, _) in &answers {
         *statuses.entry(status.clone()).or_insert(0) += 1;
@@ -171,6 +189,7 @@ fn summarise(answers: Vec<Answer>, elapsed: Duration, max_lag: Duration) -> Load
     let sent = answers.len() as u64;
 
     LoadOutcome {
+        planned,
         sent,
         ok,
         errors: sent - ok,

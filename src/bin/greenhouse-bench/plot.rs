@@ -8,7 +8,7 @@ use plotters::prelude::*;
 /// One memory sample: minutes since the soak started, resident set size in MB.
 pub type Point = (f64, f64);
 
-/// What the plot shows.
+/// Data of a memory plot.
 pub struct MemoryPlot<'a> {
     pub title: &'a str,
     pub rss: &'a [Point],

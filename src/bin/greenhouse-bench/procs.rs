@@ -18,6 +18,10 @@ pub const SIM_CLIENT_SECRET: &str = "bench-sim-secret";
 /// Webhook secret of every benchmark account.
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 
+/// Master key that seals account secrets in benchmark databases. greenhouse-sync requires one
+/// on PostgreSQL; benchmark databases are thrown away, so a fixed key is enough.
+const BENCH_MASTER_KEY: &str = "Z3JlZW5ob3VzZS1iZW5jaC1vbmx5LW1hc3Rlci1rZXk=";
+
 /// How long a child process may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -79,6 +83,13 @@ impl BenchContext {
     }
 
     /// Opens a log file in the work directory for a child's output.
+    /// Returns a `greenhouse-sync` command with the benchmark's master key set.
+    pub fn sync_command(&self) -> Command {
+        let mut command = Command::new(&self.sync_bin);
+        command.env("GREENHOUSE_SYNC_MASTER_KEY", BENCH_MASTER_KEY);
+        command
+    }
+
     pub fn log_file(&self, name: &str) -> anyhow::Result<(PathBuf, File)> {
         let path = self.work_dir.join(name);
         let file = File::create(&path).with_context(|| format!("could not create {}", path.display()))?;
@@ -304,7 +315,7 @@ impl Server {
         let (log_path, stderr) = context.log_file(&format!("{name}.server.log"))?;
         let (_, stdout) = context.log_file(&format!("{name}.server.out"))?;
 
-        let mut command = Command::new(&context.sync_bin);
+        let mut command = context.sync_command();
         command.args(["--database-url", database_url, "--log-format", "json", "serve", "--listen", "127.0.0.1:0"]);
         command.args(serve_args);
         command.env("RUST_LOG", "info").stdout(stdout).stderr(stderr).stdin(Stdio::null());
@@ -325,7 +336,7 @@ impl Server {
 /// Creates an account through `greenhouse-sync accounts add` and returns its id. With
 /// `harvest`, the account gets client credentials the simulator accepts.
 pub fn add_account(context: &BenchContext, database_url: &str, harvest: bool) -> anyhow::Result<i64> {
-    let mut command = Command::new(&context.sync_bin);
+    let mut command = context.sync_command();
     command.args(["--database-url", database_url, "accounts", "add", "--name", "bench", "--webhook-secret", WEBHOOK_SECRET]);
     if harvest {
         command.args(["--client-id", "bench-client", "--client-secret", SIM_CLIENT_SECRET]);

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::Backend;
 use crate::database::FreshDatabase;
-use crate::load::{self, Deliveries, LoadOutcome};
+use crate::load::{self, Deliveries, LoadOutcome, Pace};
 use crate::plot::{self, MemoryPlot};
 use crate::procs::{self, BenchContext, Server, Sim, SimOptions, WEBHOOK_SECRET};
 
@@ -161,11 +161,14 @@ fn start_server(context: &BenchContext, args: &SoakArgs, database: &FreshDatabas
 fn drive(args: &SoakArgs, server: &Server, account_id: i64) -> anyhow::Result<(Vec<Sample>, LoadOutcome)> {
     let url = format!("{}/webhooks/greenhouse/{account_id}", server.base_url);
     let deliveries = Arc::new(Deliveries::load(&args.fixtures_dir, &args.fixtures, url, WEBHOOK_SECRET, 2_000_000_000)?);
-    let count = (args.rate * args.minutes * 60.0).round() as u64;
-    let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
-    let sender = std::thread::spawn(move || -> anyhow::Result<LoadOutcome> {
-        load::runtime()?.block_on(load::send(deliveries, count, interval, 512))
-    });
+    let pace = Pace {
+        count: (args.rate * args.minutes * 60.0).round() as u64,
+        interval: Duration::from_secs_f64(1.0 / args.rate.max(0.001)),
+        max_in_flight: 512,
+        // A soak keeps its length even when the server falls behind the rate.
+        send_deadline: Duration::from_secs_f64(args.minutes * 60.0),
+    };
+    let sender = std::thread::spawn(move || -> anyhow::Result<LoadOutcome> { load::runtime()?.block_on(load::send(deliveries, pace)) });
 
     let started = Instant::now();
     let period = Duration::from_secs_f64(args.sample_secs.max(0.1));

@@ -1,8 +1,6 @@
 //! Sweep benchmark: `greenhouse-sync reconcile --full` against greenhouse-sim, timed and
 //! measured from outside, then the stored copy compared with the simulator's ground truth.
 
-use std::process::Command;
-
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -186,7 +184,7 @@ fn reconcile(
     mode: SweepMode,
     name: &str,
 ) -> anyhow::Result<Finished> {
-    let mut command = Command::new(&context.sync_bin);
+    let mut command = context.sync_command();
     command.args(["--database-url", &database.url, "reconcile", "--account", &account_id.to_string(), "--full"]);
     command.args(sim.harvest_args());
     command.args(["--harvest-budget", &args.rate_limit.to_string()]);

@@ -9,13 +9,20 @@ use serde::Serialize;
 
 use crate::Backend;
 use crate::database::FreshDatabase;
-use crate::load::{self, Deliveries, LoadOutcome};
+use crate::load::{self, Deliveries, LoadOutcome, Pace};
 use crate::procs::{self, BenchContext, ProcSample, Server, WEBHOOK_SECRET};
 
 /// Ids given to generated records start here, above the fixtures' own ids, and each load run
 /// gets its own range so no two deliveries write the same row.
 const FIRST_GENERATED_ID: i64 = 1_000_000_000;
 const IDS_PER_RUN: i64 = 100_000_000;
+
+/// A steady run stops sending after this many times its planned length, when the server
+/// cannot keep the rate.
+const STEADY_DEADLINE_FACTOR: f64 = 1.5;
+
+/// A burst stops sending after this long.
+const BURST_DEADLINE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Args)]
 pub struct WebhookArgs {
@@ -72,18 +79,12 @@ pub struct WebhookResult {
 
 pub fn run(context: &BenchContext, args: &WebhookArgs) -> anyhow::Result<()> {
     let args = if context.tiny { tiny(args) } else { args.clone() };
-    println!("| backend | run | target/s | sent | achieved/s | p50 ms | p99 ms | max ms | errors | start lag ms | server peak RSS MB | server CPU s |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| backend | run | target/s | planned | sent | achieved/s | p50 ms | p99 ms | max ms | errors | start lag ms | server peak RSS MB | server CPU s |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 
     let mut failed = Vec::new();
     for &backend in &args.backends {
-        for result in run_backend(context, &args, backend)? {
-            print_row(&result);
-            context.record(&result)?;
-            if result.load.sent == 0 || result.load.ok == 0 {
-                failed.push(format!("{} {} {}", backend.name(), result.kind, result.target_per_sec));
-            }
-        }
+        run_backend(context, &args, backend, &mut failed)?;
     }
     if !failed.is_empty() {
         anyhow::bail!("load runs in which no delivery succeeded: {}", failed.join(", "));
@@ -95,8 +96,10 @@ fn tiny(args: &WebhookArgs) -> WebhookArgs {
     WebhookArgs { rates: vec![50.0], seconds: 2.0, burst: 200, ..args.clone() }
 }
 
-/// Runs every steady rate and then the burst against one server on a fresh database.
-fn run_backend(context: &BenchContext, args: &WebhookArgs, backend: Backend) -> anyhow::Result<Vec<WebhookResult>> {
+/// Runs every steady rate and then the burst against one server on a fresh database,
+/// printing each result as it comes. Runs in which no delivery succeeded are added to
+/// `failed`.
+fn run_backend(context: &BenchContext, args: &WebhookArgs, backend: Backend, failed: &mut Vec<String>) -> anyhow::Result<()> {
     let name = context.unique_name(&format!("webhooks_{}", backend.name()));
     eprintln!("greenhouse-bench: webhooks {name} starting");
     let database = FreshDatabase::create(context, backend, "webhooks")?;
@@ -110,7 +113,6 @@ fn run_backend(context: &BenchContext, args: &WebhookArgs, backend: Backend) -> 
     let url = format!("{}/webhooks/greenhouse/{account_id}", server.base_url);
 
     let runtime = load::runtime()?;
-    let mut results = Vec::new();
     let mut runs: Vec<(&'static str, f64)> = args.rates.iter().map(|&rate| ("steady", rate)).collect();
     if args.burst > 0 {
         runs.push(("burst", 0.0));
@@ -118,17 +120,28 @@ fn run_backend(context: &BenchContext, args: &WebhookArgs, backend: Backend) -> 
     for (index, (kind, rate)) in runs.into_iter().enumerate() {
         let first_id = FIRST_GENERATED_ID + index as i64 * IDS_PER_RUN;
         let deliveries = Arc::new(Deliveries::load(&args.fixtures_dir, &args.fixtures, url.clone(), WEBHOOK_SECRET, first_id)?);
-        let (count, interval) = match kind {
-            "steady" => ((rate * args.seconds).round() as u64, Duration::from_secs_f64(1.0 / rate.max(0.001))),
-            _ => (args.burst, Duration::ZERO),
+        let pace = match kind {
+            "steady" => Pace {
+                count: (rate * args.seconds).round() as u64,
+                interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
+                max_in_flight: args.max_in_flight,
+                send_deadline: Duration::from_secs_f64(args.seconds * STEADY_DEADLINE_FACTOR),
+            },
+            _ => Pace { count: args.burst, interval: Duration::ZERO, max_in_flight: args.max_in_flight, send_deadline: BURST_DEADLINE },
         };
 
         let before = server.sample()?;
-        let outcome = runtime.block_on(load::send(deliveries, count, interval, args.max_in_flight))?;
+        let outcome = runtime.block_on(load::send(deliveries, pace))?;
         let after = server.sample()?;
-        results.push(result(backend, kind, rate, outcome, before, after));
+
+        let result = result(backend, kind, rate, outcome, before, after);
+        print_row(&result);
+        context.record(&result)?;
+        if result.load.ok == 0 {
+            failed.push(format!("{} {} {}", backend.name(), result.kind, result.target_per_sec));
+        }
     }
-    Ok(results)
+    Ok(())
 }
 
 fn result(backend: Backend, kind: &'static str, rate: f64, load: LoadOutcome, before: ProcSample, after: ProcSample) -> WebhookResult {
@@ -146,10 +159,11 @@ fn result(backend: Backend, kind: &'static str, rate: f64, load: LoadOutcome, be
 fn print_row(result: &WebhookResult) {
     let load = &result.load;
     println!(
-        "| {} | {} | {:.0} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {:.1} | {:.1} | {:.1} |",
+        "| {} | {} | {:.0} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {:.1} | {:.1} | {:.1} |",
         result.backend.name(),
         result.kind,
         result.target_per_sec,
+        load.planned,
         load.sent,
         load.achieved_per_sec,
         load.p50_ms,
