@@ -75,8 +75,10 @@ impl Database {
         let manager = ConnectionManager::new(backend, target, settings.sqlite_busy_timeout_ms);
         let pool = Pool::builder()
             .max_size(settings.max_connections)
-            // Open connections on demand rather than all at start-up.
-            .min_idle(Some(1))
+            // Open connections only on demand. A connection still being opened in the
+            // background when a short command such as `accounts add` exits races with the
+            // process's exit (one such run ended without an error message).
+            .min_idle(Some(0))
             .connection_timeout(settings.acquire_timeout)
             .build_unchecked(manager);
         Database { pool, backend }
