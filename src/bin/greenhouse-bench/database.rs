@@ -90,7 +90,7 @@ impl AnyConnection {
     }
 }
 
-/// How the stored copy of one resource compares with the simulator's ground truth.
+/// Comparison of the stored copy of one resource with the simulator's ground truth.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ResourceComparison {
     pub resource: &'static str,

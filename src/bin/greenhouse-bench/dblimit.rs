@@ -40,7 +40,7 @@ pub struct DbLimitArgs {
     #[arg(long, default_value_t = 20.0)]
     pub seconds: f64,
 
-    /// pgbench clients (connections). The server's pool holds 10 connections by default.
+    /// pgbench clients (connections). The server's pool has 10 connections by default.
     #[arg(long, default_value_t = 10)]
     pub pg_clients: u32,
 

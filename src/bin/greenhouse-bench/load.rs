@@ -83,7 +83,7 @@ fn greenhouse_encoding(value: &Value) -> Vec<u8> {
     value.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").into_bytes()
 }
 
-/// What one load run measured.
+/// Measurements of one load run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadOutcome {
     pub planned: u64,
@@ -94,7 +94,7 @@ pub struct LoadOutcome {
     /// Count per HTTP status, or per transport error kind.
     pub statuses: BTreeMap<String, u64>,
     pub elapsed_secs: f64,
-    /// Deliveries answered per second, over the time from the first send to the last answer.
+    /// Deliveries completed per second, over the time from the first send to the last response.
     pub achieved_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -104,7 +104,7 @@ pub struct LoadOutcome {
     pub max_start_lag_ms: f64,
 }
 
-/// Answer of one delivery: its status (or error kind) and latency.
+/// Response of one delivery: its status (or error kind) and latency.
 type Answer = (String, Duration);
 
 /// How many deliveries to send, and how fast.

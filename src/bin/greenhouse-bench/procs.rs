@@ -25,7 +25,7 @@ const BENCH_MASTER_KEY: &str = "Z3JlZW5ob3VzZS1iZW5jaC1vbmx5LW1hc3Rlci1rZXk=";
 /// How long a child process may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What every benchmark needs: where the binaries are, where files go, where results go.
+/// Settings every benchmark shares: the binaries, the work directory and the results file.
 pub struct BenchContext {
     pub sim_bin: PathBuf,
     pub sync_bin: PathBuf,
@@ -205,7 +205,7 @@ fn clock_ticks_per_second() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// How a measured command ended.
+/// Exit status, time and resource use of a measured command.
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub exit: String,

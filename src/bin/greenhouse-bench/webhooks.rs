@@ -42,7 +42,7 @@ pub struct WebhookArgs {
     #[arg(long, default_value_t = 10_000)]
     pub burst: u64,
 
-    /// Deliveries that may wait for an answer at once. A sender that can no longer keep its
+    /// Deliveries that may wait for a response at once. A sender that can no longer keep its
     /// rate shows it as start lag.
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,
