@@ -331,9 +331,18 @@ impl ServeProcess {
 
     /// Sends SIGTERM and waits for the exit, at most `deadline`.
     fn terminate(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_exit(deadline)
+    }
+
+    fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits for the process to exit, at most `deadline`.
+    fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
@@ -498,4 +507,50 @@ fn plaintext_secrets_sealed_at_start() {
     assert_eq!(keys.expect("enabled account").current, "plain-webhook-secret");
     let credentials = greenhouse_sync::db::accounts::harvest_credentials(&mut conn, account_id).expect("read");
     assert_eq!(credentials.expect("credentials").client_secret, "plain-client-secret");
+}
+
+#[actix_web::test]
+async fn sigterm_finishes_webhook_in_flight() {
+    use std::io::{Read, Write};
+
+    greenhouse_sync::greenhouse::harvest::install_crypto_provider();
+    let sim = sim::start(SimConfig { rate_limit: 100_000, ..SimConfig::default() }).await.expect("start simulator");
+    let database = TestDatabase::create();
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut process = ServeProcess::start(&database.url, &sim, logs.path().join("serve.log")).await;
+
+    let body = json!({"name": "InFlight", "webhook_secret": "in-flight-secret"});
+    let created: Value = process.admin(Method::POST, "/admin/accounts").json(&body).send().await.expect("send").json().await.expect("JSON");
+    let account_id = created["id"].as_i64().expect("account id");
+
+    // Send the head and half the body, stop the server, then send the rest.
+    let delivery = support::greenhouse_bytes(&support::webhook_fixture("job_created"));
+    let signature = greenhouse_sync::webhooks::signature::sign(b"in-flight-secret", &delivery);
+    let address = process.base_url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let head = format!(
+        "POST /webhooks/greenhouse/{account_id} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        delivery.len()
+    );
+    let (first, rest) = delivery.split_at(delivery.len() / 2);
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(first).expect("write first half");
+    stream.flush().expect("flush");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    process.send_sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(process.log_text().contains("shutdown requested"), "{}", process.log_text());
+
+    stream.write_all(rest).expect("write second half");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    assert!(response.starts_with("HTTP/1.1 200"), "response {response:?}; log:\n{}", process.log_text());
+
+    let status = process.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status}; log:\n{}", process.log_text());
+    let stored = database.count(&format!("SELECT COUNT(*) AS count FROM webhook_deliveries WHERE account_id = {account_id}"));
+    assert_eq!(stored, 1, "the delivery in flight was stored");
 }

@@ -134,9 +134,13 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// On SIGTERM or SIGINT: stops the running sweeps at their next page, where they stay
-/// resumable, and then the HTTP server, which finishes the requests in flight. Sweeps come
-/// first because a run started through the admin API runs on an HTTP worker thread, which
-/// stops with the server. Each step waits at most `timeout`.
+/// resumable, then stops accepting connections, waits for the requests in flight, and stops
+/// the HTTP server. Sweeps come first because a run started through the admin API runs on an
+/// HTTP worker thread, which stops with the server. Each wait lasts at most `timeout`.
+///
+/// The requests are awaited here rather than by actix's graceful stop: in actix-server 2.6 a
+/// worker that sees the accept thread end before its stop message exits at once and drops
+/// its connections, which lost a webhook in flight in about half the tries.
 async fn stop_gracefully(
     server: actix_web::dev::ServerHandle,
     shutdown: ShutdownSignal,
@@ -146,5 +150,11 @@ async fn stop_gracefully(
     shutdown::termination_requested(&shutdown).await;
     sweeps.cancel_all();
     sweeps.wait_idle(timeout).await;
+
+    server.pause().await;
+    let left = server::request_id::wait_for_requests(timeout).await;
+    if left > 0 {
+        tracing::warn!(requests = left, "shutdown timeout reached; closing requests still in flight");
+    }
     server.stop(true).await;
 }

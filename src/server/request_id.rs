@@ -2,7 +2,8 @@
 //! caller's `X-Request-Id` when it is well formed and generated otherwise, and echoed in the
 //! response, so one id ties a caller's request to every log line it caused.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,6 +18,41 @@ const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// Longest path written to the log, so that a hostile path cannot flood it.
 const MAX_LOGGED_PATH_CHARS: usize = 200;
+
+/// Requests of this process whose handling has started and not finished, all servers
+/// together. Shutdown waits for it to reach zero.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one request in flight until dropped, also when the request's future is dropped.
+struct InFlightGuard;
+
+impl InFlightGuard {
+    fn enter() -> InFlightGuard {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Returns the number of requests being handled now.
+pub fn requests_in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::SeqCst)
+}
+
+/// Waits until no request is being handled, or `timeout` passes. Returns the number still
+/// in flight.
+pub async fn wait_for_requests(timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    while requests_in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    requests_in_flight()
+}
 
 pub async fn trace_request(
     request: ServiceRequest,
@@ -34,8 +70,10 @@ pub async fn trace_request(
     let path: String = request.path().chars().take(MAX_LOGGED_PATH_CHARS).collect();
     let span = tracing::info_span!("request", request.id = %request_id, method = %request.method(), path = %path);
     let started = Instant::now();
+    let in_flight = InFlightGuard::enter();
 
     let mut response = next.call(request).instrument(span.clone()).await?;
+    drop(in_flight);
 
     span.in_scope(|| {
         tracing::debug!(status = response.status().as_u16(), duration_ms = started.elapsed().as_millis() as u64, "request finished");
