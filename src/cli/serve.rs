@@ -139,8 +139,8 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
 /// HTTP worker thread, which stops with the server. Each wait lasts at most `timeout`.
 ///
 /// The requests are awaited here rather than by actix's graceful stop: in actix-server 2.6 a
-/// worker that sees the accept thread end before its stop message exits at once and drops
-/// its connections, which lost a webhook in flight in about half the tries.
+/// worker that notices the accept thread ending before its stop message exits at once and
+/// drops its connections, which lost a webhook in flight in about half the tries.
 async fn stop_gracefully(
     server: actix_web::dev::ServerHandle,
     shutdown: ShutdownSignal,

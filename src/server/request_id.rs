@@ -1,6 +1,6 @@
-//! Request ids: every request runs in a tracing span carrying an id, taken from the
-//! caller's `X-Request-Id` when it is well formed and generated otherwise, and echoed in the
-//! response, so one id ties a caller's request to every log line it caused.
+//! Request ids: every request runs in a tracing span that carries an id. The id comes from
+//! the caller's `X-Request-Id` when it is well formed and is generated otherwise. The
+//! response echoes it, so one id ties a caller's request to every log line it caused.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,10 +13,10 @@ use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Longest request id taken from a caller; longer ones are replaced.
+/// Maximum length of a request id taken from a caller; longer ones are replaced.
 const MAX_REQUEST_ID_CHARS: usize = 128;
 
-/// Longest path written to the log, so that a hostile path cannot flood it.
+/// Maximum length of a path written to the log, so that a hostile path cannot flood it.
 const MAX_LOGGED_PATH_CHARS: usize = 200;
 
 /// Requests of this process whose handling has started and not finished, all servers
