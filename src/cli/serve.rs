@@ -103,6 +103,9 @@ pub fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let schedule = args.schedule;
 
     actix_web::rt::System::new().block_on(async move {
+        // Sweeps started by admin requests run here, on the main runtime, not on the
+        // HTTP worker that handled the request.
+        sweeps.run_on(tokio::runtime::Handle::current());
         let (server, addrs) = server::start(db.clone(), &config).with_context(|| format!("could not listen on {}", config.listen))?;
         for addr in &addrs {
             tracing::info!(

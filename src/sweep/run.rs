@@ -176,16 +176,31 @@ async fn release_lease(db: &Database, account_id: i64, owner: &str) {
 }
 
 /// Renews the lease while the run goes on. Losing it means another process took the
-/// account over, so the run stops at the next page.
+/// account over, so the run stops at the next page. A renewal that fails for another reason
+/// (a locked or busy database) is tried again at the next period, since a third of the
+/// lease is left; a second failure in a row stops the run before the lease can expire.
 async fn keep_lease(context: Arc<RunContext>, owner: String) {
     let period = context.settings.lease / 3;
+    let mut failed_before = false;
     loop {
         tokio::time::sleep(period).await;
         let renewed = take_lease(&context.db, &context.settings, context.account_id, &owner, Some(context.run_id)).await;
-        if let Err(error) = renewed {
-            tracing::warn!(account.id = context.account_id, run.id = context.run_id, error = %error, "sweep lease lost; stopping the run");
-            context.progress.cancel();
-            return;
+        match renewed {
+            Ok(()) => failed_before = false,
+            Err(error @ SweepError::Busy(_)) => {
+                tracing::warn!(account.id = context.account_id, run.id = context.run_id, error = %error, "sweep lease taken by another process; stopping the run");
+                context.progress.cancel();
+                return;
+            }
+            Err(error) if !failed_before => {
+                tracing::warn!(account.id = context.account_id, run.id = context.run_id, error = %error, "sweep lease renewal failed; retrying");
+                failed_before = true;
+            }
+            Err(error) => {
+                tracing::warn!(account.id = context.account_id, run.id = context.run_id, error = %error, "sweep lease renewal failed twice; stopping the run");
+                context.progress.cancel();
+                return;
+            }
         }
     }
 }

@@ -30,6 +30,10 @@ struct Inner {
     http: reqwest::Client,
     clients: Mutex<HashMap<i64, CachedClient>>,
     running: Mutex<HashMap<i64, Arc<Progress>>>,
+    /// Runtime that runs started sweeps. Without it they run on the caller's runtime,
+    /// which for an admin request is an HTTP worker's: the sweep would then compete with
+    /// requests and end with that worker.
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 /// A client with the credentials it was built from, so that changed credentials build a new
@@ -52,8 +56,14 @@ impl SweepService {
             http,
             clients: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            runtime: std::sync::OnceLock::new(),
         };
         Ok(SweepService { inner: Arc::new(inner) })
+    }
+
+    /// Runs sweeps started from now on on `runtime`, such as the server's main runtime.
+    pub fn run_on(&self, runtime: tokio::runtime::Handle) {
+        let _ = self.inner.runtime.set(runtime);
     }
 
     pub fn settings(&self) -> &SweepSettings {
@@ -125,12 +135,16 @@ impl SweepService {
         let run_id = prepared.run_id();
 
         let service = self.clone();
-        tokio::spawn(async move {
+        let task = async move {
             if let Err(error) = prepared.execute().await {
                 tracing::error!(account.id = account_id, run.id = run_id, error = %error, "sweep stopped with an error");
             }
             service.forget(account_id);
-        });
+        };
+        match self.inner.runtime.get() {
+            Some(runtime) => drop(runtime.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
         Ok(run_id)
     }
 
