@@ -21,7 +21,7 @@ use support::TestDatabase;
 
 const SIM_SECRET: &str = "sim-secret";
 
-/// A small account with every resource, a rate limit that never interferes and no latency.
+/// Returns a small account with every resource, a rate limit that never interferes and no latency.
 fn sim_config() -> SimConfig {
     SimConfig {
         sizes: Sizes { candidates: 400, applications: 480, offers: 60, interviews: 80, scorecards: 80, ..Sizes::default() },

@@ -28,14 +28,14 @@ fn record(server: &TestServer, account_id: i64, resource: Resource, id: i64) -> 
         .unwrap_or_else(|| panic!("{resource} {id} should be stored"))
 }
 
-/// Asserts that each column holds the expected JSON value.
+/// Asserts that each column contains the expected JSON value.
 fn assert_columns(row: &Value, expected: &[(&str, Value)]) {
     for (column, value) in expected {
         assert_eq!(&row[column], value, "column {column} of {}", row["id"]);
     }
 }
 
-/// Asserts that each timestamp column holds the expected instant.
+/// Asserts that each timestamp column contains the expected instant.
 fn assert_times(row: &Value, expected: &[(&str, &str)]) {
     for (column, instant) in expected {
         assert!(same_instant(&row[column], instant), "column {column} of {}: {} != {instant}", row["id"], row[column]);

@@ -40,7 +40,7 @@ impl Default for AdminSettings {
 }
 
 /// Registers the `/admin` scope. The app must provide `web::Data<AdminToken>` and
-/// `web::Data<AdminSettings>`; without a token every admin route answers 503.
+/// `web::Data<AdminSettings>`; without a token every admin route responds with 503.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")

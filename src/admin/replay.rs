@@ -8,7 +8,7 @@ use crate::db::deliveries::{self, Outcome};
 use crate::db::{DbConnection, DbError};
 use crate::webhooks::store::{Stored, VerifiedDelivery, apply_stored};
 
-/// Why a delivery was not replayed.
+/// Reason a delivery was not replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("delivery {0} not found")]

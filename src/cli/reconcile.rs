@@ -53,7 +53,7 @@ pub fn run(database: &DatabaseArgs, args: &ReconcileArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// A spinner showing pages and records; the total is unknown until the last page.
+/// Starts a spinner showing pages and records, since the total is unknown until the last page.
 fn progress_bar(progress: Arc<Progress>) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     let style = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());

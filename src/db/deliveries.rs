@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::sql::{Sql, SqlValue, parse_time_text};
 use super::{Backend, DbConnection};
 
-/// What became of a delivery.
+/// Outcome of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

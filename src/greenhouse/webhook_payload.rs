@@ -355,8 +355,10 @@ fn merge_candidate_operations(person: &Map<String, Value>) -> Result<Vec<Operati
 
 /// Maps Greenhouse's anonymization field names to the candidate fields they clear.
 ///
-/// The names are those of Harvest's anonymize endpoint. Fields such as notes or application
-/// answers are not stored on candidate rows, so they need nothing here.
+/// NOTE: only `full_name` and `current_title` appear in Greenhouse's published example; the
+/// other names are a best guess at its field list. Unknown names are logged and skipped.
+/// Fields such as notes or answers to application questions are not stored on candidate
+/// rows, so they need nothing here.
 fn anonymized_fields(name: &str) -> Option<&'static [(&'static str, AnonymizedValue)]> {
     use AnonymizedValue::{EmptyList, EmptyObject, Null};
     let fields: &'static [(&'static str, AnonymizedValue)] = match name {

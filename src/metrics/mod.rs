@@ -89,7 +89,7 @@ pub fn harvest_response(account_id: i64, resource: &str, status: u16, duration: 
     m.harvest_request_duration.with_label_values(&[resource]).observe(duration.as_secs_f64());
     m.harvest_rate_limit_remaining.with_label_values(&[&account]).set(i64::from(budget_remaining));
     // Start the account's 429 and retry counters at zero, so that `increase()` in alerts
-    // sees their first event.
+    // counts their first event.
     m.harvest_rate_limited.with_label_values(&[&account]).inc_by(0);
     m.harvest_retries.with_label_values(&[&account]).inc_by(0);
 }

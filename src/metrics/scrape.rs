@@ -27,7 +27,7 @@ pub async fn serve_metrics(db: web::Data<Database>) -> HttpResponse {
 }
 
 /// Sets the gauges that mirror database state. When the database cannot be read, the
-/// previous values stay and the error is counted, so a scrape still answers.
+/// previous values stay and the error is counted, so a scrape still succeeds.
 async fn refresh_database_gauges(db: &Database) {
     let m = metrics();
     let (in_use, idle) = db.pool_state();

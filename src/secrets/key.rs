@@ -59,7 +59,7 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-/// Where the master key comes from, as configured.
+/// Configured source of the master key.
 #[derive(Debug, Clone, Default)]
 pub struct KeySource {
     /// The key itself, base64.
@@ -68,7 +68,7 @@ pub struct KeySource {
     pub key_file: Option<PathBuf>,
 }
 
-/// How `load_or_create` found the key.
+/// Source from which `load_or_create` took the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOrigin {
     Setting,

@@ -30,8 +30,8 @@ pub struct ServerConfig {
     pub webhooks: WebhookSettings,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
-    /// Sweeps of Harvest v3, for the admin sync routes; `None` leaves those routes
-    /// answering 503.
+    /// Sweeps of Harvest v3, for the admin sync routes. With `None` those routes respond
+    /// with 503.
     pub sweeps: Option<SweepService>,
     /// Bearer token of the admin API; with `None` every admin route returns 503.
     pub admin_token: Option<String>,

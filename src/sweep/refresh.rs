@@ -81,9 +81,8 @@ async fn refresh_batch(
         .database()
         .run(move |conn| {
             let stored = conn.write_transaction(|conn| {
-                // NOTE: an id Harvest did not return is left as it is; a full sweep decides
-                // whether it was deleted, since a missing record may also be one the
-                // credentials cannot see.
+                // NOTE: an id Harvest did not return is left as it is. A full sweep decides
+                // whether it was deleted, because the credentials may simply not see it.
                 let now = Utc::now();
                 let mut changes = ChangeSet::new(account_id, Source::Refresh);
                 records::upsert_v3_records(conn, account_id, resource, &records, None, &mut changes, now)?;

@@ -18,7 +18,7 @@ use crate::db::{Database, DbError};
 use crate::greenhouse::Resource;
 use crate::greenhouse::harvest::{Comparison, HarvestClient, HarvestError, ListFilters};
 
-/// Why a run could not start or stopped.
+/// Error that kept a run from starting or stopped it.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("account {0} is already being swept; wait for that run to finish")]
@@ -41,7 +41,7 @@ impl From<diesel::result::Error> for SweepError {
     }
 }
 
-/// How a run ended.
+/// Report of how a run ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub run_id: i64,
@@ -57,7 +57,7 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
-/// What a run needs, shared by its chain workers.
+/// State of one run, shared by its chain workers.
 struct RunContext {
     db: Database,
     client: HarvestClient,
@@ -70,7 +70,7 @@ struct RunContext {
 }
 
 /// Runs a sweep of the client's account to its end, resuming the account's unfinished run
-/// if there is one (whatever `mode` asks). `owner` names this process in the lease.
+/// if there is one (whatever `mode` requests). `owner` names this process in the lease.
 pub async fn run(
     db: &Database,
     client: &HarvestClient,
@@ -177,8 +177,8 @@ async fn release_lease(db: &Database, account_id: i64, owner: &str) {
 
 /// Renews the lease while the run goes on. Losing it means another process took the
 /// account over, so the run stops at the next page. A renewal that fails for another reason
-/// (a locked or busy database) is tried again at the next period, since a third of the
-/// lease is left; a second failure in a row stops the run before the lease can expire.
+/// (a locked or busy database) is tried again at the next period, because a third of the
+/// lease is left. A second failure in a row stops the run before the lease can expire.
 async fn keep_lease(context: Arc<RunContext>, owner: String) {
     let period = context.settings.lease / 3;
     let mut failed_before = false;

@@ -176,10 +176,10 @@ impl SweepService {
         }
     }
 
-    /// Starts the runs that are due, until `stop` turns true: an unfinished run first, a full
-    /// run when none completed within `full_interval` (so a new account gets its first full
-    /// sync at once), else an incremental run when none completed within
-    /// `incremental_interval`.
+    /// Starts the runs that are due until `stop` turns true. An unfinished run comes first.
+    /// Next is a full run when none completed within `full_interval`, so a new account gets
+    /// its first full sync at once. Otherwise an incremental run starts when none completed
+    /// within `incremental_interval`.
     pub async fn run_schedule(self, tick: Duration, stop: tokio::sync::watch::Receiver<bool>) {
         let mut stop = stop;
         loop {
@@ -227,7 +227,7 @@ impl SweepService {
             }
             match self.start(account_id, mode).await {
                 Ok(run_id) => tracing::info!(account.id = account_id, run.id = run_id, mode = mode.as_str(), "scheduled sweep started"),
-                // Another replica holds the account, which is how it should be.
+                // Another replica is sweeping the account, which is how it should be.
                 Err(SweepError::Busy(_)) => {}
                 Err(error) => tracing::warn!(account.id = account_id, error = %error, "scheduled sweep could not start"),
             }

@@ -13,7 +13,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "Signature";
 
-/// Why a signature header was not accepted.
+/// Reason a signature header was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing Signature header")]
@@ -63,7 +63,7 @@ pub fn verify_any<'a>(
 }
 
 fn new_mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail.
+    // HMAC accepts keys of any length (RFC 2104 hashes long keys), so this cannot fail.
     HmacSha256::new_from_slice(secret).expect("HMAC-SHA256 accepts keys of any length")
 }
 
