@@ -78,6 +78,7 @@ async fn sweep_killed_resumes_from_checkpoint() {
     let mut mid_chain_checkpoints = 0;
     let mut expected_records = truth_total(&http, &sim).await;
     let mut interrupted: Option<(i64, i64)> = None;
+    let mut last_completed: Option<i64> = None;
     while kills < target_kills {
         let mut child = env.spawn(&as_strs(&args));
         tokio::time::sleep(random_millis(150, 700)).await;
@@ -89,6 +90,7 @@ async fn sweep_killed_resumes_from_checkpoint() {
             check_completed_run(&report, interrupted.map(|(run_id, _)| run_id), expected_records);
             completed_runs += 1;
             interrupted = None;
+            last_completed = report["run_id"].as_i64();
 
             // Changes for the next run to read; none happen while a run is going on.
             sim.state().mutate(40, None);
@@ -99,8 +101,25 @@ async fn sweep_killed_resumes_from_checkpoint() {
         child.sigkill();
         kills += 1;
 
-        let unfinished: Vec<_> = runs(&db, account_id).into_iter().filter(|run| run.status == "running").collect();
+        let all_runs = runs(&db, account_id);
+        let unfinished: Vec<_> = all_runs.iter().filter(|run| run.status == "running").collect();
         assert!(unfinished.len() <= 1, "one unfinished run at most: {unfinished:?}");
+
+        // The kill can land after the run was stored as completed but before the process
+        // printed its report and exited. That run counts as completed, like one that exited.
+        let newest = all_runs.first();
+        if let Some(run) = newest.filter(|run| run.status == "completed" && Some(run.id) != last_completed) {
+            if let Some((run_id, _)) = interrupted {
+                assert_eq!(run.id, run_id, "the interrupted run is resumed, not replaced: {run:?}");
+            }
+            assert_eq!(run.records, expected_records, "every record read exactly once: {run:?}");
+            completed_runs += 1;
+            interrupted = None;
+            last_completed = Some(run.id);
+            sim.state().mutate(40, None);
+            expected_records = truth_total(&http, &sim).await;
+        }
+
         if let Some(run) = unfinished.first() {
             if let Some((previous_run, previous_pages)) = interrupted {
                 assert_eq!(run.id, previous_run, "the unfinished run continues after a kill");
