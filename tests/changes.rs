@@ -666,7 +666,9 @@ async fn deletion_pass_reports_every_row() {
     let written_at = chrono::Utc::now();
     {
         let mut conn = database.db.get().expect("connection");
-        let page: Vec<Value> = (1..=ROWS).map(|id| json!({"id": id, "first_name": "Gone", "updated_at": "2026-01-01T00:00:00Z"})).collect();
+        let page: Vec<_> = (1..=ROWS)
+            .map(|id| serde_json::value::to_raw_value(&json!({"id": id, "first_name": "Gone", "updated_at": "2026-01-01T00:00:00Z"})).expect("raw record"))
+            .collect();
         conn.write_transaction(|conn| {
             let mut changes = ChangeSet::new(account_id, Source::Sweep);
             records::upsert_v3_records(conn, account_id, Resource::Candidates, &page, None, &mut changes, written_at)?;

@@ -46,7 +46,7 @@ pub struct SweepArgs {
     pub sweep_per_page: u32,
 
     /// Cursor chains read at once per sweep, so also the pages held in memory at once.
-    #[arg(long, env = "GREENHOUSE_SYNC_SWEEP_PAGES_IN_FLIGHT", default_value_t = 4)]
+    #[arg(long, env = "GREENHOUSE_SYNC_SWEEP_PAGES_IN_FLIGHT", default_value_t = 2)]
     pub sweep_pages_in_flight: usize,
 
     /// `created_at` slices per large resource in a full sweep, read as separate chains.

@@ -99,12 +99,29 @@ impl DbConnection {
 pub struct ConnectionManager {
     backend: Backend,
     url: String,
-    sqlite_busy_timeout_ms: u64,
+    sqlite: SqliteOptions,
+}
+
+/// Per-connection SQLite settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteOptions {
+    /// How long a statement waits for another connection's write lock.
+    pub busy_timeout_ms: u64,
+    /// Page cache of each connection, in KiB. SQLite's default is about 2 MB per connection,
+    /// which ten pooled connections can fill at 20 MB; pages not in the cache come from the
+    /// operating system's file cache.
+    pub cache_kib: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { busy_timeout_ms: 10_000, cache_kib: 512 }
+    }
 }
 
 impl ConnectionManager {
-    pub fn new(backend: Backend, url: String, sqlite_busy_timeout_ms: u64) -> Self {
-        ConnectionManager { backend, url, sqlite_busy_timeout_ms }
+    pub fn new(backend: Backend, url: String, sqlite: SqliteOptions) -> Self {
+        ConnectionManager { backend, url, sqlite }
     }
 }
 
@@ -117,7 +134,7 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
             Backend::Postgres => PgConnection::establish(&self.url).map(DbConnection::Postgres),
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url)?;
-                configure_sqlite(&mut conn, self.sqlite_busy_timeout_ms)
+                configure_sqlite(&mut conn, self.sqlite)
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -140,8 +157,10 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
 /// first connection switches to it: switching takes an exclusive lock that a busy writer
 /// refuses without waiting. `synchronous=FULL` syncs the WAL at every commit, so a delivery
 /// acknowledged with 200 survives a power loss, not only a process crash.
-fn configure_sqlite(conn: &mut SqliteConnection, busy_timeout_ms: u64) -> QueryResult<()> {
-    conn.batch_execute(&format!("PRAGMA busy_timeout = {busy_timeout_ms};"))?;
+fn configure_sqlite(conn: &mut SqliteConnection, options: SqliteOptions) -> QueryResult<()> {
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {};", options.busy_timeout_ms))?;
+    // A negative cache size is in KiB rather than in pages.
+    conn.batch_execute(&format!("PRAGMA cache_size = -{};", options.cache_kib.max(64)))?;
     if journal_mode(conn)?.to_ascii_lowercase() != "wal" {
         conn.batch_execute("PRAGMA journal_mode = WAL;")?;
     }

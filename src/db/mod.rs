@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use diesel::r2d2::Pool;
 
-pub use connection::{ConnectionManager, DbConnection};
+pub use connection::{ConnectionManager, DbConnection, SqliteOptions};
 
 /// Default database when none is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "greenhouse-sync.db";
@@ -49,12 +49,12 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a caller waits for a free connection before failing.
     pub acquire_timeout: Duration,
-    pub sqlite_busy_timeout_ms: u64,
+    pub sqlite: SqliteOptions,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5), sqlite_busy_timeout_ms: 10_000 }
+        PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5), sqlite: SqliteOptions::default() }
     }
 }
 
@@ -72,7 +72,7 @@ impl Database {
     /// get `DbError::Unavailable` until it comes back.
     pub fn open(url: &str, settings: &PoolSettings) -> Database {
         let (backend, target) = parse_url(url);
-        let manager = ConnectionManager::new(backend, target, settings.sqlite_busy_timeout_ms);
+        let manager = ConnectionManager::new(backend, target, settings.sqlite);
         let pool = Pool::builder()
             .max_size(settings.max_connections)
             // Open connections only on demand. A connection still being opened in the

@@ -16,7 +16,7 @@ use crate::db::records::{self, WriteError};
 use crate::db::sweeps::{self, Chain, ChainPlan, ChainStatus};
 use crate::db::{Database, DbError};
 use crate::greenhouse::Resource;
-use crate::greenhouse::harvest::{Comparison, HarvestClient, HarvestError, ListFilters};
+use crate::greenhouse::harvest::{Comparison, HarvestClient, HarvestError, ListFilters, RawRecord};
 
 /// Error that kept a run from starting or stopped it.
 #[derive(Debug, thiserror::Error)]
@@ -415,7 +415,7 @@ async fn store_page(
     context: &RunContext,
     position: i32,
     resource: Resource,
-    records: Vec<serde_json::Value>,
+    records: Vec<RawRecord>,
     next: Option<String>,
 ) -> Result<(), SweepError> {
     let records = Arc::new(records);
@@ -451,7 +451,7 @@ async fn store_page_once(
     context: &RunContext,
     position: i32,
     resource: Resource,
-    records: Arc<Vec<serde_json::Value>>,
+    records: Arc<Vec<RawRecord>>,
     next: Option<String>,
 ) -> Result<(), SweepError> {
     let (account_id, run_id) = (context.account_id, context.run_id);

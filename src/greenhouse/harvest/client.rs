@@ -4,13 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use reqwest::Url;
-use serde_json::Value;
 
 use super::budget::Budget;
 use super::credentials::Credentials;
 use super::error::HarvestError;
 use super::filters::{ListFilters, MAX_IDS};
-use super::pages::Pager;
+use super::pages::{Pager, RawRecord};
 use super::settings::HarvestSettings;
 use super::tls::install_crypto_provider;
 use super::token::TokenCache;
@@ -117,7 +116,7 @@ impl HarvestClient {
     /// Fetches the records of `resource` with the given ids, at most 50 (Harvest's limit on
     /// the `ids` filter). Ids that Harvest does not return, such as deleted records, are
     /// missing from the result without an error.
-    pub async fn get_by_ids(&self, resource: &str, ids: &[i64]) -> Result<Vec<Value>, HarvestError> {
+    pub async fn get_by_ids(&self, resource: &str, ids: &[i64]) -> Result<Vec<RawRecord>, HarvestError> {
         if ids.len() > MAX_IDS {
             return Err(HarvestError::TooManyIds {
                 resource: resource.to_owned(),

@@ -25,7 +25,7 @@ pub use client::{HarvestClient, build_http_client};
 pub use credentials::Credentials;
 pub use error::HarvestError;
 pub use filters::{Comparison, ListFilters, MAX_IDS, MAX_PER_PAGE};
-pub use pages::{Page, Pager};
+pub use pages::{Page, Pager, RawRecord, record_id};
 pub use settings::{
     DEFAULT_BASE_URL, DEFAULT_BUDGET_LIMIT, DEFAULT_BUDGET_WINDOW, DEFAULT_TOKEN_URL,
     HarvestSettings,

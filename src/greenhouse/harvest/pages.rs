@@ -10,16 +10,21 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use reqwest::Url;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::client::HarvestClient;
 use super::error::HarvestError;
 
+/// One record of a list page, kept as the JSON text Harvest sent. Parse it with
+/// `serde_json::from_str(record.get())` where the fields are needed.
+pub type RawRecord = Box<RawValue>;
+
 /// One page of a list: the records as Harvest sent them, and the next page's URL.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Page {
     /// The page's records, unchanged. An empty page may still have a `next` link.
-    pub records: Vec<Value>,
+    pub records: Vec<RawRecord>,
 
     /// The `Link rel="next"` URL as Greenhouse wrote it (resolved against the request URL
     /// only if it was relative), or `None` on the last page. Store it to resume the chain
@@ -95,8 +100,8 @@ impl Pager {
 
     /// Rejects a page whose first record is the first record of the previous non-empty page.
     /// Returns the page's first id, if it has one.
-    fn check_advanced(&self, records: &[Value]) -> Result<Option<i64>, HarvestError> {
-        let first_id = records.first().and_then(|record| record.get("id")?.as_i64());
+    fn check_advanced(&self, records: &[RawRecord]) -> Result<Option<i64>, HarvestError> {
+        let first_id = records.first().and_then(|record| record_id(record));
 
         if let (Some(first), Some(previous)) = (first_id, self.previous_first_id) {
             if first == previous {
@@ -137,6 +142,16 @@ impl Pager {
             reason: format!("the `Link` target is not a valid URL ({error})"),
         }
     }
+}
+
+/// Reads a record's `id` without building the rest of it. `None` when the record is not
+/// an object with an integer `id`.
+pub fn record_id(record: &RawValue) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: i64,
+    }
+    serde_json::from_str::<IdOnly>(record.get()).ok().map(|only| only.id)
 }
 
 fn url_hash(url: &str) -> u64 {

@@ -4,18 +4,20 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::error::Category;
 use tracing::{debug, info, warn};
 
 use super::budget::BudgetPermit;
 use super::client::HarvestClient;
 use super::error::{HarvestError, json_error_detail, shorten};
 use super::link::next_link;
+use super::pages::RawRecord;
 use super::retry::{backoff, millis, retry_after};
 use super::token::AccessToken;
 
 /// Records of one successful list response and its `rel="next"` link as written.
 pub(crate) struct FetchedRecords {
-    pub(crate) records: Vec<Value>,
+    pub(crate) records: Vec<RawRecord>,
     pub(crate) next_link: Option<String>,
 }
 
@@ -104,7 +106,7 @@ impl HarvestClient {
         }
 
         let next_link = next_link(response.headers());
-        let body = match response.bytes().await {
+        let body = match read_body(response).await {
             Ok(body) => body,
             Err(error) => return Attempt::Failed(transport_error(resource, error)),
         };
@@ -218,40 +220,42 @@ impl HarvestClient {
     }
 }
 
+/// Reads a response body into one buffer, sized up front from `Content-Length` when there is
+/// one. Collecting the chunks first and copying them into one buffer would hold a 1 MB page
+/// twice.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    // A larger length than any page can have is not trusted for the first allocation.
+    const MAX_PRESIZE_BYTES: u64 = 16 * 1024 * 1024;
+
+    let expected = response.content_length().unwrap_or(0).min(MAX_PRESIZE_BYTES);
+    let mut body = Vec::with_capacity(expected as usize);
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn transport_error(resource: &str, error: reqwest::Error) -> HarvestError {
     // The URL would show cursors and filter values in logs and messages.
     HarvestError::Transport { resource: resource.to_owned(), source: error.without_url() }
 }
 
-/// Parses a list body, which is a JSON array of records. A body that does not parse, such
-/// as one cut short or an HTML error page from a proxy, is retryable. Valid JSON that is not
-/// an array is not retryable.
-fn parse_records(resource: &str, body: &[u8]) -> Result<Vec<Value>, HarvestError> {
-    let parsed: Value = serde_json::from_slice(body).map_err(|error| HarvestError::Decode {
-        resource: resource.to_owned(),
-        detail: json_error_detail(&error),
-        retryable: true,
-    })?;
-
-    match parsed {
-        Value::Array(records) => Ok(records),
-        other => Err(HarvestError::Decode {
-            resource: resource.to_owned(),
-            detail: format!("expected a JSON array of records, got a JSON {}", json_kind(&other)),
-            retryable: false,
-        }),
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+/// Parses a list body, which is a JSON array of records, keeping each record as its JSON
+/// text. A body that does not parse, such as one cut short or an HTML error page from a
+/// proxy, is retryable. Valid JSON that is not an array is not retryable.
+///
+/// Records stay text until they are stored, a few at a time: a parsed 500-record page takes
+/// several times the memory of its text, and the sweep holds several pages at once.
+fn parse_records(resource: &str, body: &[u8]) -> Result<Vec<RawRecord>, HarvestError> {
+    serde_json::from_slice(body).map_err(|error| {
+        let not_an_array = error.classify() == Category::Data;
+        let detail = if not_an_array {
+            format!("expected a JSON array of records ({})", json_error_detail(&error))
+        } else {
+            json_error_detail(&error)
+        };
+        HarvestError::Decode { resource: resource.to_owned(), detail, retryable: !not_an_array }
+    })
 }
 
 /// Extracts the error text of a Harvest 4xx body, `{"errors": ["..."]}` or
