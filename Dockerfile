@@ -5,7 +5,7 @@
 
 FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq-dev pkg-config \
+    && apt-get install -y --no-install-recommends libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -14,9 +14,9 @@ COPY migrations ./migrations
 RUN cargo build --release --locked --bin greenhouse-sync
 
 FROM debian:bookworm-slim
-# libpq5 is the PostgreSQL client library the binary links; SQLite is compiled in.
+# libpq and SQLite are compiled in; libssl3 serves libpq's TLS connections.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+    && apt-get install -y --no-install-recommends libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data --create-home greenhouse-sync
 COPY --from=build /src/target/release/greenhouse-sync /usr/local/bin/greenhouse-sync

@@ -497,10 +497,10 @@ pub struct PageWrites {
 }
 
 /// Upserts complete Harvest v3 records, such as one page of a list, replacing the stored
-/// JSON of each under the version and deletion guards and adding each change to `changes`.
-/// The caller owns the transaction.
+/// JSON of each under the version and deletion guards. The changes are appended to the feed
+/// as each chunk is written; the caller owns the transaction, so they commit with the page.
 ///
-/// The page's stored rows are read (and on PostgreSQL locked) with one query, and records
+/// Each chunk's stored rows are read (and on PostgreSQL locked) with one query, and records
 /// whose values did not change are not written, so re-reading an unchanged account writes
 /// nothing but the `last_seen_run_id` stamps.
 pub fn upsert_v3_records(
@@ -516,6 +516,9 @@ pub fn upsert_v3_records(
     for chunk in in_id_order(resource, records)?.chunks(RECORDS_PER_CHUNK) {
         let parsed = parse_v3_records(resource, chunk)?;
         let chunk_writes = upsert_v3_chunk(conn, account_id, resource, parsed, seen_by_run, changes, now)?;
+        // Appending per chunk keeps the change list of a first sweep (every field name of
+        // 500 new records) from growing with the page.
+        changes.append(conn, now)?;
         writes.written += chunk_writes.written;
         writes.unchanged += chunk_writes.unchanged;
         writes.kept += chunk_writes.kept;
