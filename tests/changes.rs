@@ -20,6 +20,7 @@ use greenhouse_sync::greenhouse::Resource;
 use greenhouse_sync::greenhouse::harvest::{Credentials, HarvestClient, HarvestSettings};
 use greenhouse_sync::sim::{self, RunningSim, SimConfig, Sizes, WebhookConfig};
 use greenhouse_sync::sweep::{self, Mode, Progress, SweepService, SweepSettings};
+use greenhouse_sync::webhooks::commit::DeliveryWriter;
 use greenhouse_sync::webhooks::intake::{self, WebhookSettings};
 use greenhouse_sync::webhooks::signature;
 use greenhouse_sync::webhooks::store::{VerifiedDelivery, store_and_apply};
@@ -48,10 +49,12 @@ impl FeedServer {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let settings = WebhookSettings { max_body_bytes: 1024 * 1024, body_timeout: Duration::from_secs(5) };
+                let writer = web::Data::new(DeliveryWriter::for_database(&db));
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(web::Data::new(db.clone()))
                         .app_data(web::Data::new(settings.clone()))
+                        .app_data(writer.clone())
                         .route("/webhooks/greenhouse/{account_id}", web::post().to(intake::receive))
                         .service(web::scope("/admin").configure(greenhouse_sync::changes::http::configure))
                 })

@@ -617,6 +617,43 @@ async fn concurrent_deliveries_are_all_stored() {
     assert_eq!(rows_in(&server, "jobs"), 1);
 }
 
+/// Reads a histogram's `_sum` and `_count` from the server's `/metrics`.
+async fn histogram_totals(server: &TestServer, name: &str) -> (f64, f64) {
+    let text = server.http.get(server.url("/metrics")).send().await.expect("send").text().await.expect("metrics text");
+    let value_of = |series: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value_of(&format!("{name}_sum ")), value_of(&format!("{name}_count ")))
+}
+
+/// On SQLite, deliveries that arrive together are stored by one writer in shared
+/// transactions, so there are fewer commits than deliveries.
+#[actix_web::test]
+async fn concurrent_deliveries_share_commits_on_sqlite() {
+    const DELIVERIES: i64 = 100;
+    const BATCHES: &str = "greenhouse_sync_webhook_batch_deliveries";
+    let (server, account) = server_with(&[]).await;
+    if server.database.db.backend() != greenhouse_sync::db::Backend::Sqlite {
+        return;
+    }
+
+    let (sum_before, count_before) = histogram_totals(&server, BATCHES).await;
+    let bodies: Vec<Vec<u8>> =
+        (0..DELIVERIES).map(|n| greenhouse_bytes(&application_for(3_000_000 + n, 4_000_000 + n))).collect();
+    let responses = futures_util::future::join_all(bodies.iter().map(|body| server.post_signed(account, SECRET, body))).await;
+    assert!(responses.iter().all(|response| response.status() == 200));
+
+    // Other tests of this binary may store deliveries at the same time; they only add to
+    // both totals.
+    let (sum_after, count_after) = histogram_totals(&server, BATCHES).await;
+    let (stored, commits) = (sum_after - sum_before, count_after - count_before);
+    assert!(stored >= DELIVERIES as f64, "{stored} deliveries counted in batches");
+    assert!(commits < stored, "{commits} commits for {stored} deliveries");
+    assert_eq!(rows_in(&server, "applications"), DELIVERIES);
+}
+
 #[actix_web::test]
 async fn health_and_readiness_answer() {
     let (server, _account) = server_with(&[]).await;

@@ -41,6 +41,10 @@ pub enum DbError {
     Migration(String),
     #[error("database task stopped before finishing: {0}")]
     Task(String),
+    /// Work waited too long for its turn to write, such as deliveries queued behind
+    /// SQLite's one writer.
+    #[error("database busy: {0}")]
+    Busy(String),
 }
 
 /// Pool settings.
@@ -105,6 +109,11 @@ impl Database {
             Ok(result) => result,
             Err(join_error) => Err(E::from(DbError::Task(join_error.to_string()))),
         }
+    }
+
+    /// How long a caller waits for a free connection before failing.
+    pub fn acquire_timeout(&self) -> Duration {
+        self.pool.connection_timeout()
     }
 
     /// Takes a connection for blocking callers (command line, migrations).

@@ -51,6 +51,11 @@ pub fn webhook_stored(account_id: i64, action: &str, outcome: &str, since_start:
     m.webhook_commit_lag.observe(since_start.as_secs_f64());
 }
 
+/// Records how many deliveries one group commit stored.
+pub fn webhook_batch(deliveries: usize) {
+    metrics().webhook_batch_size.observe(deliveries as f64);
+}
+
 /// Records a delivery rejected before it was stored, such as one with a bad signature.
 pub fn webhook_rejected(account: &str, outcome: &str) {
     metrics().webhook_deliveries.with_label_values(&[account, "none", outcome]).inc();

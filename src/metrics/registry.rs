@@ -14,6 +14,7 @@ pub(super) struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     pub webhook_handling_duration: HistogramVec,
     pub webhook_commit_lag: Histogram,
+    pub webhook_batch_size: Histogram,
     pub webhook_replays: IntCounterVec,
     pub webhook_bodies_purged: IntCounter,
 
@@ -83,6 +84,15 @@ impl Metrics {
         )
         .expect("valid histogram definition");
         r.register(Box::new(webhook_commit_lag.clone())).expect("metric registered once");
+        let webhook_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "greenhouse_sync_webhook_batch_deliveries",
+                "Deliveries stored in one transaction by SQLite's group commit",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("valid histogram definition");
+        r.register(Box::new(webhook_batch_size.clone())).expect("metric registered once");
         let webhook_bodies_purged = IntCounter::new(
             "greenhouse_sync_webhook_bodies_purged_total",
             "Webhook delivery bodies removed by retention; the delivery rows are kept",
@@ -118,6 +128,7 @@ impl Metrics {
                 &["status_class"],
             ),
             webhook_commit_lag,
+            webhook_batch_size,
             webhook_replays: counter_vec(
                 &r,
                 "greenhouse_sync_webhook_replays_total",
@@ -210,7 +221,7 @@ impl Metrics {
     /// Creates the series whose label values are known in advance at zero, so they appear
     /// before their first event.
     fn with_zero_series(self) -> Metrics {
-        for kind in ["unavailable", "query", "migration", "task"] {
+        for kind in ["unavailable", "query", "migration", "task", "busy"] {
             self.db_errors.with_label_values(&[kind]).inc_by(0);
         }
         for state in ["in_use", "idle"] {

@@ -77,5 +77,6 @@ pub fn error_kind(error: &DbError) -> &'static str {
         DbError::Query(_) => "query",
         DbError::Migration(_) => "migration",
         DbError::Task(_) => "task",
+        DbError::Busy(_) => "busy",
     }
 }

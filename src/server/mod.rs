@@ -16,6 +16,7 @@ use crate::admin::{self, AdminSettings, AdminToken};
 use crate::db::Database;
 use crate::metrics;
 use crate::sweep::SweepService;
+use crate::webhooks::commit::DeliveryWriter;
 use crate::webhooks::intake::{self, WebhookSettings};
 
 /// Time allowed for a client to send a request's head (request line and headers); a slower
@@ -75,12 +76,15 @@ pub fn routes(db: Database, config: &ServerConfig) -> impl FnOnce(&mut web::Serv
     let sweeps = config.sweeps.clone();
     let admin_token = AdminToken::new(config.admin_token.as_deref());
     let admin_settings = config.admin.clone();
+    // Built once here, not per worker, so that every worker shares SQLite's one writer.
+    let writer = web::Data::new(DeliveryWriter::for_database(&db));
     move |cfg: &mut web::ServiceConfig| {
         if let Some(sweeps) = sweeps {
             cfg.app_data(web::Data::new(sweeps));
         }
         cfg.app_data(web::Data::new(db))
             .app_data(web::Data::new(webhooks))
+            .app_data(writer)
             .app_data(web::Data::new(admin_token))
             .app_data(web::Data::new(admin_settings))
             .route("/healthz", web::get().to(health::healthz))

@@ -14,7 +14,8 @@ use serde_json::Value;
 use tokio::time::timeout_at;
 
 use super::signature::{self, SIGNATURE_HEADER, SignatureError};
-use super::store::{VerifiedDelivery, store_and_apply};
+use super::commit::DeliveryWriter;
+use super::store::VerifiedDelivery;
 use crate::db::{Database, DbError, accounts};
 use crate::server::error::ApiError;
 
@@ -34,6 +35,7 @@ pub struct WebhookSettings {
 /// Receives one delivery: limit, look up, verify, parse, store and apply, respond.
 pub async fn receive(
     db: web::Data<Database>,
+    writer: web::Data<DeliveryWriter>,
     settings: web::Data<WebhookSettings>,
     account: web::Path<String>,
     request: HttpRequest,
@@ -59,7 +61,7 @@ pub async fn receive(
 
     let delivery = parse_delivery(account_id, &request, body)?;
     let action = delivery.action.clone();
-    let stored = db.run(move |conn| store_and_apply(conn, &delivery)).await?;
+    let stored = writer.store(delivery).await?;
     crate::metrics::webhook_stored(account_id, &action, stored.outcome.as_str(), started.elapsed());
 
     tracing::info!(

@@ -1,4 +1,5 @@
-//! Stores a verified delivery and applies it, in one transaction.
+//! Stores verified deliveries and applies them, each delivery with its effects in one
+//! transaction.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -37,6 +38,22 @@ pub struct Stored {
 /// Greenhouse retry. When only applying fails, the delivery is still stored, marked failed
 /// with the error, and the call succeeds: the body can be replayed later.
 pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
+    let stored = conn.write_transaction(|conn| store_in_transaction(conn, delivery));
+    crate::changes::publish_pending();
+    stored
+}
+
+/// Stores and applies several deliveries in one transaction, in order. Any database error
+/// rolls back all of them: such errors (a full disk, a lost connection) are not particular
+/// to one delivery, and after some of them SQLite has already ended the transaction.
+pub fn store_all(conn: &mut DbConnection, deliveries: &[VerifiedDelivery]) -> Result<Vec<Stored>, DbError> {
+    let stored = conn.write_transaction(|conn| deliveries.iter().map(|delivery| store_in_transaction(conn, delivery)).collect());
+    crate::changes::publish_pending();
+    stored
+}
+
+/// Stores one delivery and applies it, inside the caller's transaction.
+fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
     let body_sha256 = hex::encode(Sha256::digest(delivery.body.as_bytes()));
     let new = NewDelivery {
         account_id: delivery.account_id,
@@ -47,22 +64,18 @@ pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> 
         body_sha256: &body_sha256,
     };
 
-    let stored = conn.write_transaction(|conn| {
-        if let Some(event_id) = new.event_id
-            && deliveries::is_retry_of_handled(conn, new.account_id, event_id, &body_sha256)?
-        {
-            let delivery_id = deliveries::insert(conn, &new, Outcome::Duplicate)?;
-            return Ok(Stored { delivery_id, outcome: Outcome::Duplicate, error: None, effects: Effects::default() });
-        }
+    if let Some(event_id) = new.event_id
+        && deliveries::is_retry_of_handled(conn, new.account_id, event_id, &body_sha256)?
+    {
+        let delivery_id = deliveries::insert(conn, &new, Outcome::Duplicate)?;
+        return Ok(Stored { delivery_id, outcome: Outcome::Duplicate, error: None, effects: Effects::default() });
+    }
 
-        let delivery_id = deliveries::insert(conn, &new, Outcome::Failed)?;
-        let stored = apply_stored(conn, delivery_id, delivery)?;
-        let applied_at = (stored.outcome == Outcome::Applied).then(Utc::now);
-        deliveries::set_outcome(conn, delivery_id, stored.outcome, stored.error.as_deref(), applied_at)?;
-        Ok(stored)
-    });
-    crate::changes::publish_pending();
-    stored
+    let delivery_id = deliveries::insert(conn, &new, Outcome::Failed)?;
+    let stored = apply_stored(conn, delivery_id, delivery)?;
+    let applied_at = (stored.outcome == Outcome::Applied).then(Utc::now);
+    deliveries::set_outcome(conn, delivery_id, stored.outcome, stored.error.as_deref(), applied_at)?;
+    Ok(stored)
 }
 
 /// Applies an already stored delivery inside a savepoint, so a failure undoes only its

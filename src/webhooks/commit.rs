@@ -1,0 +1,177 @@
+//! Group commit of webhook deliveries on SQLite.
+//!
+//! SQLite runs one write transaction at a time, and with `synchronous = FULL` every commit
+//! waits for the disk. A transaction per delivery therefore caps the webhook rate at the
+//! disk's sync rate (about 430 per second on the benchmark machine), and deliveries queue
+//! behind each other for the write lock. Here one thread writes for the whole process: it
+//! takes every delivery waiting, stores them in one transaction and answers each after the
+//! commit. A delivery still gets 200 only once it is on disk.
+//!
+//! PostgreSQL runs transactions side by side, so deliveries there keep a transaction each.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::store::{Stored, VerifiedDelivery, store_all};
+use crate::db::{Backend, Database, DbError};
+
+/// Deliveries that may wait for the writer at once. Beyond this the server is overloaded,
+/// and a quick 503 (which Greenhouse retries) is better than holding more bodies in memory.
+const QUEUE_CAPACITY: usize = 1024;
+
+/// Deliveries stored in one transaction at most, so that one commit's wait stays short.
+const MAX_BATCH: usize = 64;
+
+/// Stores verified deliveries: in a transaction each, or through the group commit thread.
+pub enum DeliveryWriter {
+    Direct(Database),
+    Grouped(GroupCommit),
+}
+
+impl DeliveryWriter {
+    /// Picks group commit for SQLite and a transaction per delivery for PostgreSQL. If the
+    /// writer thread cannot start, SQLite falls back to a transaction per delivery too.
+    pub fn for_database(db: &Database) -> DeliveryWriter {
+        if db.backend() == Backend::Postgres {
+            return DeliveryWriter::Direct(db.clone());
+        }
+        match GroupCommit::start(db.clone()) {
+            Ok(group) => DeliveryWriter::Grouped(group),
+            Err(error) => {
+                tracing::warn!(error = %error, "could not start the webhook writer thread; storing each delivery in its own transaction");
+                DeliveryWriter::Direct(db.clone())
+            }
+        }
+    }
+
+    /// Stores and applies one delivery. `Ok` means it is committed.
+    pub async fn store(&self, delivery: VerifiedDelivery) -> Result<Stored, DbError> {
+        match self {
+            DeliveryWriter::Direct(db) => db.run(move |conn| super::store::store_and_apply(conn, &delivery)).await,
+            DeliveryWriter::Grouped(group) => group.store(delivery).await,
+        }
+    }
+}
+
+/// One delivery waiting for the writer thread, with a signal for when the writer takes it
+/// and the channel its answer goes back on.
+struct Pending {
+    delivery: VerifiedDelivery,
+    taken: oneshot::Sender<()>,
+    reply: oneshot::Sender<Result<Stored, DbError>>,
+}
+
+/// A delivery the writer thread took into a batch.
+struct Taken {
+    delivery: VerifiedDelivery,
+    reply: oneshot::Sender<Result<Stored, DbError>>,
+}
+
+/// Handle to the writer thread. The thread ends when the last handle is dropped.
+pub struct GroupCommit {
+    sender: SyncSender<Pending>,
+    /// How long a delivery may wait in the queue before it gets 503: the pool's acquire
+    /// timeout, the same bound as waiting for a connection of one's own.
+    queue_wait: Duration,
+}
+
+impl GroupCommit {
+    /// Starts the writer thread. It blocks on the database, so it is an OS thread of its own
+    /// rather than a task on the async runtime.
+    pub fn start(db: Database) -> std::io::Result<GroupCommit> {
+        let (sender, receiver) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let queue_wait = db.acquire_timeout();
+        std::thread::Builder::new()
+            .name("webhook-writer".to_string())
+            .spawn(move || write_batches(&db, &receiver))?;
+        Ok(GroupCommit { sender, queue_wait })
+    }
+
+    /// Queues the delivery and waits for its answer. A delivery the writer has not taken
+    /// within `queue_wait` gets an error and is dropped from the queue; once taken, it waits
+    /// for its commit, which SQLite's busy timeout bounds.
+    async fn store(&self, delivery: VerifiedDelivery) -> Result<Stored, DbError> {
+        let (taken, taken_signal) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
+        match self.sender.try_send(Pending { delivery, taken, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(DbError::Busy(format!("{QUEUE_CAPACITY} deliveries already wait for the database")));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(DbError::Task("the webhook writer has stopped".to_string())),
+        }
+
+        if tokio::time::timeout(self.queue_wait, taken_signal).await.is_err() {
+            // Dropping the receivers tells the writer to leave this delivery out.
+            return Err(DbError::Busy(format!("the webhook writer did not take the delivery within {:?}", self.queue_wait)));
+        }
+        answer.await.unwrap_or_else(|_| Err(DbError::Task("the webhook writer stopped before answering".to_string())))
+    }
+}
+
+/// The writer thread: waits for a delivery, takes whatever else is waiting, commits them
+/// together, and starts over until every sender is gone.
+fn write_batches(db: &Database, receiver: &Receiver<Pending>) {
+    while let Some(batch) = next_batch(receiver) {
+        // A panic in one batch must not stop the writer: later deliveries would find no
+        // one to store them. The senders of the failed batch see their channel closed.
+        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batch(db, batch)));
+        if stored.is_err() {
+            tracing::error!("the webhook writer panicked while storing a batch; its deliveries got 503");
+        }
+    }
+}
+
+/// Blocks for the first delivery, then takes up to `MAX_BATCH` without waiting. Deliveries
+/// whose sender gave up (the client disconnected) are left out: they were never answered.
+fn next_batch(receiver: &Receiver<Pending>) -> Option<Vec<Taken>> {
+    let first = receiver.recv().ok()?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(pending) => batch.push(pending),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+    batch.retain(|pending| !pending.reply.is_closed());
+    let batch = batch
+        .into_iter()
+        .map(|Pending { delivery, taken, reply }| {
+            // The sender may give up between the check above and this signal; then the
+            // delivery is stored but answered 503, and Greenhouse's resend is recognised as
+            // a duplicate by its event id.
+            let _ = taken.send(());
+            Taken { delivery, reply }
+        })
+        .collect();
+    Some(batch)
+}
+
+/// Stores a batch in one transaction and answers each delivery. If the transaction fails,
+/// nothing of the batch is stored and every delivery gets the error (503, so Greenhouse
+/// sends it again).
+fn write_batch(db: &Database, batch: Vec<Taken>) {
+    if batch.is_empty() {
+        return;
+    }
+    let (deliveries, replies): (Vec<VerifiedDelivery>, Vec<_>) = batch.into_iter().map(|p| (p.delivery, p.reply)).unzip();
+
+    let result = db.get().and_then(|mut conn| store_all(&mut conn, &deliveries));
+    crate::metrics::webhook_batch(deliveries.len());
+    match result {
+        Ok(stored) => {
+            for (reply, stored) in replies.into_iter().zip(stored) {
+                // A receiver that is gone only means the client stopped waiting.
+                let _ = reply.send(Ok(stored));
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(DbError::Task(format!("the batch of deliveries was not stored: {message}"))));
+            }
+        }
+    }
+}
