@@ -3,9 +3,9 @@
 //! SQLite runs one write transaction at a time, and with `synchronous = FULL` every commit
 //! waits for the disk. A transaction per delivery therefore caps the webhook rate at the
 //! disk's sync rate (about 430 per second on the benchmark machine), and deliveries queue
-//! behind each other for the write lock. Here one thread writes for the whole process: it
-//! takes every delivery waiting, stores them in one transaction and answers each after the
-//! commit. A delivery still gets 200 only once it is on disk.
+//! behind each other for the write lock. Here one thread writes for the whole process. It
+//! takes every delivery waiting and stores them in one transaction, and each request gets
+//! its response after that commit. A delivery still gets 200 only once it is on disk.
 //!
 //! PostgreSQL runs transactions side by side, so deliveries there keep a transaction each.
 
@@ -55,23 +55,23 @@ impl DeliveryWriter {
     }
 }
 
-/// One delivery waiting for the writer thread, with a signal for when the writer takes it
-/// and the channel its answer goes back on.
-struct Pending {
+/// One delivery waiting for the writer thread, with a signal for when the writer starts on
+/// it and the channel that returns its result.
+struct Queued {
     delivery: VerifiedDelivery,
-    taken: oneshot::Sender<()>,
+    started: oneshot::Sender<()>,
     reply: oneshot::Sender<Result<Stored, DbError>>,
 }
 
-/// A delivery the writer thread took into a batch.
-struct Taken {
+/// A delivery in the batch the writer thread is storing.
+struct InBatch {
     delivery: VerifiedDelivery,
     reply: oneshot::Sender<Result<Stored, DbError>>,
 }
 
 /// Handle to the writer thread. The thread ends when the last handle is dropped.
 pub struct GroupCommit {
-    sender: SyncSender<Pending>,
+    sender: SyncSender<Queued>,
     /// How long a delivery may wait in the queue before it gets 503: the pool's acquire
     /// timeout, the same bound as waiting for a connection of one's own.
     queue_wait: Duration,
@@ -89,13 +89,13 @@ impl GroupCommit {
         Ok(GroupCommit { sender, queue_wait })
     }
 
-    /// Queues the delivery and waits for its answer. A delivery the writer has not taken
-    /// within `queue_wait` gets an error and is dropped from the queue; once taken, it waits
+    /// Queues the delivery and waits for its result. A delivery the writer has not started
+    /// on within `queue_wait` fails and is left out of later batches. Once started, it waits
     /// for its commit, which SQLite's busy timeout bounds.
     async fn store(&self, delivery: VerifiedDelivery) -> Result<Stored, DbError> {
-        let (taken, taken_signal) = oneshot::channel();
+        let (started, started_signal) = oneshot::channel();
         let (reply, answer) = oneshot::channel();
-        match self.sender.try_send(Pending { delivery, taken, reply }) {
+        match self.sender.try_send(Queued { delivery, started, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(DbError::Busy(format!("{QUEUE_CAPACITY} deliveries already wait for the database")));
@@ -103,17 +103,17 @@ impl GroupCommit {
             Err(TrySendError::Disconnected(_)) => return Err(DbError::Task("the webhook writer has stopped".to_string())),
         }
 
-        if tokio::time::timeout(self.queue_wait, taken_signal).await.is_err() {
-            // Dropping the receivers tells the writer to leave this delivery out.
+        if tokio::time::timeout(self.queue_wait, started_signal).await.is_err() {
+            // The writer skips a delivery whose receivers are dropped.
             return Err(DbError::Busy(format!("the webhook writer did not take the delivery within {:?}", self.queue_wait)));
         }
-        answer.await.unwrap_or_else(|_| Err(DbError::Task("the webhook writer stopped before answering".to_string())))
+        answer.await.unwrap_or_else(|_| Err(DbError::Task("the webhook writer stopped before returning a result".to_string())))
     }
 }
 
-/// The writer thread: waits for a delivery, takes whatever else is waiting, commits them
-/// together, and starts over until every sender is gone.
-fn write_batches(db: &Database, receiver: &Receiver<Pending>) {
+/// Runs the writer thread: waits for a delivery, takes whatever else is waiting, commits
+/// them together, and starts over until every sender is gone.
+fn write_batches(db: &Database, receiver: &Receiver<Queued>) {
     while let Some(batch) = next_batch(receiver) {
         // A panic in one batch must not stop the writer: later deliveries would find no
         // one to store them. The senders of the failed batch see their channel closed.
@@ -125,34 +125,35 @@ fn write_batches(db: &Database, receiver: &Receiver<Pending>) {
 }
 
 /// Blocks for the first delivery, then takes up to `MAX_BATCH` without waiting. Deliveries
-/// whose sender gave up (the client disconnected) are left out: they were never answered.
-fn next_batch(receiver: &Receiver<Pending>) -> Option<Vec<Taken>> {
+/// whose request gave up (a timeout, or the client disconnected) are left out, because they
+/// got no 200.
+fn next_batch(receiver: &Receiver<Queued>) -> Option<Vec<InBatch>> {
     let first = receiver.recv().ok()?;
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
         match receiver.try_recv() {
-            Ok(pending) => batch.push(pending),
+            Ok(queued) => batch.push(queued),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
         }
     }
-    batch.retain(|pending| !pending.reply.is_closed());
+    batch.retain(|queued| !queued.reply.is_closed());
     let batch = batch
         .into_iter()
-        .map(|Pending { delivery, taken, reply }| {
-            // The sender may give up between the check above and this signal; then the
-            // delivery is stored but answered 503, and Greenhouse's resend is recognised as
-            // a duplicate by its event id.
-            let _ = taken.send(());
-            Taken { delivery, reply }
+        .map(|Queued { delivery, started, reply }| {
+            // A request can still give up between the check above and this signal. Its
+            // delivery is then stored although it got 503, so Greenhouse's resend is stored
+            // as a duplicate of it (same event id).
+            let _ = started.send(());
+            InBatch { delivery, reply }
         })
         .collect();
     Some(batch)
 }
 
-/// Stores a batch in one transaction and answers each delivery. If the transaction fails,
+/// Stores a batch in one transaction and returns each delivery's result to its request. If the transaction fails,
 /// nothing of the batch is stored and every delivery gets the error (503, so Greenhouse
 /// sends it again).
-fn write_batch(db: &Database, batch: Vec<Taken>) {
+fn write_batch(db: &Database, batch: Vec<InBatch>) {
     if batch.is_empty() {
         return;
     }
