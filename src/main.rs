@@ -5,7 +5,7 @@ fn main() -> std::process::ExitCode {
 
 /// Makes glibc malloc hand freed memory back instead of keeping it for later.
 ///
-/// The sweep frees a page's body (about 1 MB) every fraction of a second. glibc gives each
+/// The sweep frees a page's body (up to about 1 MB) every fraction of a second. glibc gives each
 /// thread that allocates its own arena, and after the first large block is freed it raises
 /// its mmap threshold, so later bodies land in the arenas and stay there. Two arenas and a
 /// fixed threshold keep the process's resident memory close to what it really uses.

@@ -497,8 +497,8 @@ pub struct PageWrites {
 }
 
 /// Upserts complete Harvest v3 records, such as one page of a list, replacing the stored
-/// JSON of each under the version and deletion guards. The changes are appended to the feed
-/// as each chunk is written; the caller owns the transaction, so they commit with the page.
+/// JSON of each under the version and deletion guards, adding each change to `changes`. The
+/// caller owns the transaction and appends what is left in `changes` before committing.
 ///
 /// Each chunk's stored rows are read (and on PostgreSQL locked) with one query, and records
 /// whose values did not change are not written, so re-reading an unchanged account writes
@@ -516,9 +516,14 @@ pub fn upsert_v3_records(
     for chunk in in_id_order(resource, records)?.chunks(RECORDS_PER_CHUNK) {
         let parsed = parse_v3_records(resource, chunk)?;
         let chunk_writes = upsert_v3_chunk(conn, account_id, resource, parsed, seen_by_run, changes, now)?;
-        // Appending per chunk keeps the change list of a first sweep (every field name of
-        // 500 new records) from growing with the page.
-        changes.append(conn, now)?;
+        // On SQLite, appending per chunk keeps the change list of a first sweep (every field
+        // name of 500 new records) from growing with the page. On PostgreSQL the append locks
+        // the account's sequence row until the commit. Locking it before the next chunk's rows
+        // could deadlock with a webhook that holds one of those rows and waits for the
+        // sequence, so there the caller appends once, after the whole page.
+        if conn.backend() == Backend::Sqlite {
+            changes.append(conn, now)?;
+        }
         writes.written += chunk_writes.written;
         writes.unchanged += chunk_writes.unchanged;
         writes.kept += chunk_writes.kept;
@@ -527,12 +532,12 @@ pub fn upsert_v3_records(
 }
 
 /// Records parsed at once while a page is stored. Parsed JSON takes several times the room
-/// of its text; parsing a 500-record page in chunks of 50 keeps a sweep's memory small
-/// without adding many statements.
+/// of its text, so a 500-record page is parsed in chunks of 50. That keeps a sweep's memory
+/// small and adds one query per chunk.
 const RECORDS_PER_CHUNK: usize = 50;
 
-/// Orders a page by id (keeping the order of two copies of one record), so that chunks
-/// lock rows on PostgreSQL in one global order and two writers cannot deadlock.
+/// Orders a page by id (keeping the order of two copies of one record). Two pages written
+/// at once on PostgreSQL then lock their rows in the same order, so they cannot deadlock.
 fn in_id_order(resource: Resource, records: &[Box<RawValue>]) -> Result<Vec<(i64, &RawValue)>, WriteError> {
     let mut ordered = records
         .iter()

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::DbConnection;
-use crate::db::changes::{ChangeSet, Source};
+use crate::db::changes::ChangeSet;
 use crate::db::records::{self, Merge, RecordWrite, WriteError};
 use crate::db::sweeps;
 use crate::greenhouse::Resource;
@@ -20,20 +20,19 @@ pub struct Effects {
     pub deleted: usize,
 }
 
-/// Applies `operations` in order on `conn` and appends what they changed to the change
-/// feed. The caller owns the transaction.
+/// Applies `operations` in order on `conn` and adds what they changed to `changes`, which
+/// the caller appends to the feed. The caller owns the transaction.
 pub fn apply_operations(
     conn: &mut DbConnection,
     account_id: i64,
     operations: &[Operation],
     now: DateTime<Utc>,
+    changes: &mut ChangeSet,
 ) -> Result<Effects, WriteError> {
     let mut effects = Effects::default();
-    let mut changes = ChangeSet::new(account_id, Source::Webhook);
     for operation in operations {
-        apply_one(conn, account_id, operation, now, &mut changes, &mut effects)?;
+        apply_one(conn, account_id, operation, now, changes, &mut effects)?;
     }
-    changes.append(conn, now)?;
     Ok(effects)
 }
 

@@ -1,13 +1,11 @@
-//! Group commit of webhook deliveries on SQLite.
+//! Group commit of webhook deliveries.
 //!
-//! SQLite runs one write transaction at a time, and with `synchronous = FULL` every commit
-//! waits for the disk. A transaction per delivery therefore caps the webhook rate at the
-//! disk's sync rate (about 430 per second on the benchmark machine), and deliveries queue
-//! behind each other for the write lock. Here one thread writes for the whole process. It
-//! takes every delivery waiting and stores them in one transaction, and each request gets
-//! its response after that commit. A delivery still gets 200 only once it is on disk.
-//!
-//! PostgreSQL runs transactions side by side, so deliveries there keep a transaction each.
+//! A transaction per delivery costs a commit (a disk sync) each, and on both databases the
+//! deliveries of one account wait for each other anyway: SQLite has one writer, and on
+//! PostgreSQL every delivery locks the account's change sequence row until its commit.
+//! Here one thread writes for the whole process. It takes every delivery waiting and stores
+//! them in one transaction, and each request gets its response after that commit. A
+//! delivery still gets 200 only once it is committed.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Duration;
@@ -15,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::store::{Stored, VerifiedDelivery, store_all};
-use crate::db::{Backend, Database, DbError};
+use crate::db::{Database, DbError};
 
 /// Deliveries that may wait for the writer at once. Beyond this the server is overloaded,
 /// and a quick 503 (which Greenhouse retries) is better than holding more bodies in memory.
@@ -24,19 +22,17 @@ const QUEUE_CAPACITY: usize = 1024;
 /// Deliveries stored in one transaction at most, so that one commit's wait stays short.
 const MAX_BATCH: usize = 64;
 
-/// Stores verified deliveries: in a transaction each, or through the group commit thread.
+/// Stores verified deliveries: through the group commit thread, or in a transaction each
+/// when that thread could not start.
 pub enum DeliveryWriter {
     Direct(Database),
     Grouped(GroupCommit),
 }
 
 impl DeliveryWriter {
-    /// Picks group commit for SQLite and a transaction per delivery for PostgreSQL. If the
-    /// writer thread cannot start, SQLite falls back to a transaction per delivery too.
+    /// Starts group commit, or falls back to a transaction per delivery if the writer
+    /// thread cannot start.
     pub fn for_database(db: &Database) -> DeliveryWriter {
-        if db.backend() == Backend::Postgres {
-            return DeliveryWriter::Direct(db.clone());
-        }
         match GroupCommit::start(db.clone()) {
             Ok(group) => DeliveryWriter::Grouped(group),
             Err(error) => {
@@ -91,7 +87,7 @@ impl GroupCommit {
 
     /// Queues the delivery and waits for its result. A delivery the writer has not started
     /// on within `queue_wait` fails and is left out of later batches. Once started, it waits
-    /// for its commit, which SQLite's busy timeout bounds.
+    /// for its commit, which SQLite's busy timeout or PostgreSQL's lock waits bound.
     async fn store(&self, delivery: VerifiedDelivery) -> Result<Stored, DbError> {
         let (started, started_signal) = oneshot::channel();
         let (reply, answer) = oneshot::channel();

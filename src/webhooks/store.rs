@@ -1,12 +1,15 @@
 //! Stores verified deliveries and applies them, each delivery with its effects in one
 //! transaction.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::apply::{Effects, apply_operations};
+use crate::db::changes::{ChangeSet, Source};
 use crate::db::deliveries::{self, NewDelivery, Outcome};
 use crate::db::{DbConnection, DbError};
 use crate::greenhouse::webhook_payload::{Plan, plan};
@@ -38,7 +41,12 @@ pub struct Stored {
 /// Greenhouse retry. When only applying fails, the delivery is still stored, marked failed
 /// with the error, and the call succeeds: the body can be replayed later.
 pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
-    let stored = conn.write_transaction(|conn| store_in_transaction(conn, delivery));
+    let stored = conn.write_transaction(|conn| {
+        let mut changes = ChangeSet::new(delivery.account_id, Source::Webhook);
+        let stored = store_in_transaction(conn, delivery, &mut changes)?;
+        changes.append(conn, Utc::now())?;
+        Ok(stored)
+    });
     crate::changes::publish_pending();
     stored
 }
@@ -46,14 +54,33 @@ pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> 
 /// Stores and applies several deliveries in one transaction, in order. Any database error
 /// rolls back all of them: such errors (a full disk, a lost connection) are not particular
 /// to one delivery, and after some of them SQLite has already ended the transaction.
+///
+/// The changes are appended to the feed after every delivery is applied, one account after
+/// another in id order. Appending locks the account's sequence row until the commit, so
+/// taking it last keeps a batch from holding it while it waits for a row that another
+/// writer (a sweep page) holds and that writer waits for the sequence.
 pub fn store_all(conn: &mut DbConnection, deliveries: &[VerifiedDelivery]) -> Result<Vec<Stored>, DbError> {
-    let stored = conn.write_transaction(|conn| deliveries.iter().map(|delivery| store_in_transaction(conn, delivery)).collect());
+    let stored = conn.write_transaction(|conn| {
+        let mut changes: BTreeMap<i64, ChangeSet> = BTreeMap::new();
+        let mut stored = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let account_changes = changes.entry(delivery.account_id).or_insert_with(|| ChangeSet::new(delivery.account_id, Source::Webhook));
+            stored.push(store_in_transaction(conn, delivery, account_changes)?);
+        }
+
+        let now = Utc::now();
+        for account_changes in changes.values_mut() {
+            account_changes.append(conn, now)?;
+        }
+        Ok(stored)
+    });
     crate::changes::publish_pending();
     stored
 }
 
-/// Stores one delivery and applies it, inside the caller's transaction.
-fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
+/// Stores one delivery and applies it inside the caller's transaction, adding what it
+/// changed to `changes` for the caller to append.
+fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery, changes: &mut ChangeSet) -> Result<Stored, DbError> {
     let body_sha256 = hex::encode(Sha256::digest(delivery.body.as_bytes()));
     let new = NewDelivery {
         account_id: delivery.account_id,
@@ -72,15 +99,30 @@ fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery) ->
     }
 
     let delivery_id = deliveries::insert(conn, &new, Outcome::Failed)?;
-    let stored = apply_stored(conn, delivery_id, delivery)?;
+    let stored = apply_collecting(conn, delivery_id, delivery, changes)?;
     let applied_at = (stored.outcome == Outcome::Applied).then(Utc::now);
     deliveries::set_outcome(conn, delivery_id, stored.outcome, stored.error.as_deref(), applied_at)?;
     Ok(stored)
 }
 
 /// Applies an already stored delivery inside a savepoint, so a failure undoes only its
-/// partial writes and leaves the delivery row in place.
+/// partial writes and leaves the delivery row in place. Its changes are appended to the
+/// feed before this returns.
 pub fn apply_stored(conn: &mut DbConnection, delivery_id: i64, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
+    let mut changes = ChangeSet::new(delivery.account_id, Source::Webhook);
+    let stored = apply_collecting(conn, delivery_id, delivery, &mut changes)?;
+    changes.append(conn, Utc::now())?;
+    Ok(stored)
+}
+
+/// Applies a stored delivery inside a savepoint and adds its changes to `changes` only if
+/// it applied: a rolled-back savepoint changed nothing.
+fn apply_collecting(
+    conn: &mut DbConnection,
+    delivery_id: i64,
+    delivery: &VerifiedDelivery,
+    changes: &mut ChangeSet,
+) -> Result<Stored, DbError> {
     let operations = match plan(&delivery.action, &delivery.payload) {
         Ok(Plan::Apply(operations)) => operations,
         Ok(Plan::Ignore) => return Ok(stored(delivery_id, Outcome::Ignored, None, Effects::default())),
@@ -89,9 +131,13 @@ pub fn apply_stored(conn: &mut DbConnection, delivery_id: i64, delivery: &Verifi
     };
 
     let now = Utc::now();
-    let applied = conn.write_transaction(|conn| apply_operations(conn, delivery.account_id, &operations, now));
+    let mut own_changes = ChangeSet::new(delivery.account_id, Source::Webhook);
+    let applied = conn.write_transaction(|conn| apply_operations(conn, delivery.account_id, &operations, now, &mut own_changes));
     match applied {
-        Ok(effects) => Ok(stored(delivery_id, Outcome::Applied, None, effects)),
+        Ok(effects) => {
+            changes.absorb(own_changes);
+            Ok(stored(delivery_id, Outcome::Applied, None, effects))
+        }
         Err(error) => Ok(stored(delivery_id, Outcome::Failed, Some(error.to_string()), Effects::default())),
     }
 }

@@ -30,6 +30,14 @@ const CANDIDATE_CONFLICT: &str = " ON CONFLICT (account_id, id) DO UPDATE SET fi
      WHERE candidates.deleted_at IS NULL \
      AND (excluded.version_at IS NULL OR candidates.version_at IS NULL OR excluded.version_at >= candidates.version_at)";
 
+/// The change feed's part of a delivery: take the account's next sequence number, which
+/// locks the account's counter row until the commit, and append one change.
+const RESERVE_SEQ: &str = "INSERT INTO change_sequences (account_id, last_seq) VALUES ";
+const RESERVE_CONFLICT: &str =
+    " ON CONFLICT (account_id) DO UPDATE SET last_seq = change_sequences.last_seq + excluded.last_seq RETURNING last_seq";
+const CHANGE_INSERT: &str =
+    "INSERT INTO changes (account_id, seq, resource, record_id, kind, changed_fields, source, changed_at) VALUES ";
+
 #[derive(Debug, Clone, Args)]
 pub struct DbLimitArgs {
     /// Database backends, comma-separated.
@@ -94,6 +102,12 @@ struct IdRow {
     id: i64,
 }
 
+#[derive(QueryableByName)]
+struct SeqRow {
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+}
+
 /// Runs the transaction in a loop on one connection with the server's SQLite settings, until
 /// `seconds` have passed. SQLite has a single writer, so one connection shows its limit.
 fn sqlite_loop(database: &FreshDatabase, account_id: i64, body: &str, candidate: &str, seconds: f64) -> anyhow::Result<DbLimitResult> {
@@ -142,6 +156,13 @@ fn sqlite_transaction(conn: &mut SqliteConnection, account_id: i64, candidate_id
         .bind::<BigInt, _>(account_id)
         .bind::<BigInt, _>(candidate_id)
         .bind::<Text, _>(candidate)
+        .bind::<Text, _>(&now)
+        .execute(conn)?;
+    let seq: SeqRow = diesel::sql_query(format!("{RESERVE_SEQ}(?, 1){RESERVE_CONFLICT}")).bind::<BigInt, _>(account_id).get_result(conn)?;
+    diesel::sql_query(format!("{CHANGE_INSERT}(?, ?, 'candidates', ?, 'updated', '[\"first_name\"]', 'webhook', ?)"))
+        .bind::<BigInt, _>(account_id)
+        .bind::<BigInt, _>(seq.last_seq)
+        .bind::<BigInt, _>(candidate_id)
         .bind::<Text, _>(&now)
         .execute(conn)?;
     conn.batch_execute("RELEASE SAVEPOINT apply")?;
@@ -217,6 +238,9 @@ fn pgbench_script(account_id: i64) -> String {
          SAVEPOINT apply;\n\
          {CANDIDATE_UPSERT}({account_id}, :candidate_id, 'Johnny', 'Smith', 'Greenhouse', 'Engineer', \
          (SELECT data FROM bench_body), NULL, NULL, now()){CANDIDATE_CONFLICT};\n\
+         {RESERVE_SEQ}({account_id}, 1){RESERVE_CONFLICT} \\gset\n\
+         {CHANGE_INSERT}({account_id}, :last_seq, 'candidates', :candidate_id, 'updated', '[\"first_name\"]', \
+         'webhook', now());\n\
          RELEASE SAVEPOINT apply;\n\
          UPDATE webhook_deliveries SET outcome = 'applied', error = NULL, applied_at = now() WHERE id = :delivery_id;\n\
          COMMIT;\n"

@@ -96,6 +96,12 @@ impl ChangeSet {
         self.entries.push(NewChange { resource, record_id, kind, changed_fields });
     }
 
+    /// Moves the entries of `other`, a set of the same account, to the end of this one.
+    pub fn absorb(&mut self, mut other: ChangeSet) {
+        debug_assert_eq!(self.account_id, other.account_id, "change sets of one account only");
+        self.entries.append(&mut other.entries);
+    }
+
     pub fn entries(&self) -> &[NewChange] {
         &self.entries
     }

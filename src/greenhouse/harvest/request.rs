@@ -245,7 +245,7 @@ fn transport_error(resource: &str, error: reqwest::Error) -> HarvestError {
 /// proxy, is retryable. Valid JSON that is not an array is not retryable.
 ///
 /// Records stay text until they are stored, a few at a time: a parsed 500-record page takes
-/// several times the memory of its text, and the sweep holds several pages at once.
+/// several times the memory of its text, and the sweep keeps several pages at once.
 fn parse_records(resource: &str, body: &[u8]) -> Result<Vec<RawRecord>, HarvestError> {
     serde_json::from_slice(body).map_err(|error| {
         let not_an_array = error.classify() == Category::Data;
