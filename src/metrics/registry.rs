@@ -87,7 +87,7 @@ impl Metrics {
         let webhook_batch_size = Histogram::with_opts(
             HistogramOpts::new(
                 "greenhouse_sync_webhook_batch_deliveries",
-                "Deliveries stored in one transaction by group commit",
+                "Deliveries stored in one transaction by SQLite's group commit",
             )
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )

@@ -1,11 +1,15 @@
-//! Group commit of webhook deliveries.
+//! Group commit of webhook deliveries on SQLite.
 //!
-//! A transaction per delivery costs a commit (a disk sync) each, and on both databases the
-//! deliveries of one account wait for each other anyway: SQLite has one writer, and on
-//! PostgreSQL every delivery locks the account's change sequence row until its commit.
-//! Here one thread writes for the whole process. It takes every delivery waiting and stores
-//! them in one transaction, and each request gets its response after that commit. A
-//! delivery still gets 200 only once it is committed.
+//! SQLite runs one write transaction at a time, and with `synchronous = FULL` every commit
+//! waits for the disk. A transaction per delivery therefore caps the webhook rate at the
+//! disk's sync rate, and deliveries queue behind each other for the write lock. Here one
+//! thread writes for the whole process. It takes every delivery waiting and stores them in
+//! one transaction, and each request gets its response after that commit. A delivery still
+//! gets 200 only once it is on disk.
+//!
+//! PostgreSQL keeps a transaction per delivery on several pooled connections. One writer
+//! there was slower (385 instead of 411 deliveries per second in docs/BENCHMARKS.md),
+//! because each delivery's statements wait for a round trip to the server one after another.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Duration;
@@ -13,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::store::{Stored, VerifiedDelivery, store_all};
-use crate::db::{Database, DbError};
+use crate::db::{Backend, Database, DbError};
 
 /// Deliveries that may wait for the writer at once. Beyond this the server is overloaded,
 /// and a quick 503 (which Greenhouse retries) is better than holding more bodies in memory.
@@ -22,17 +26,19 @@ const QUEUE_CAPACITY: usize = 1024;
 /// Deliveries stored in one transaction at most, so that one commit's wait stays short.
 const MAX_BATCH: usize = 64;
 
-/// Stores verified deliveries: through the group commit thread, or in a transaction each
-/// when that thread could not start.
+/// Stores verified deliveries: in a transaction each, or through the group commit thread.
 pub enum DeliveryWriter {
     Direct(Database),
     Grouped(GroupCommit),
 }
 
 impl DeliveryWriter {
-    /// Starts group commit, or falls back to a transaction per delivery if the writer
-    /// thread cannot start.
+    /// Picks group commit for SQLite and a transaction per delivery for PostgreSQL. If the
+    /// writer thread cannot start, SQLite falls back to a transaction per delivery too.
     pub fn for_database(db: &Database) -> DeliveryWriter {
+        if db.backend() == Backend::Postgres {
+            return DeliveryWriter::Direct(db.clone());
+        }
         match GroupCommit::start(db.clone()) {
             Ok(group) => DeliveryWriter::Grouped(group),
             Err(error) => {
@@ -87,7 +93,7 @@ impl GroupCommit {
 
     /// Queues the delivery and waits for its result. A delivery the writer has not started
     /// on within `queue_wait` fails and is left out of later batches. Once started, it waits
-    /// for its commit, which SQLite's busy timeout or PostgreSQL's lock waits bound.
+    /// for its commit, which SQLite's busy timeout bounds.
     async fn store(&self, delivery: VerifiedDelivery) -> Result<Stored, DbError> {
         let (started, started_signal) = oneshot::channel();
         let (reply, answer) = oneshot::channel();

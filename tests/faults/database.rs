@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
-use greenhouse_sync::db::{Database, DbConnection};
+use greenhouse_sync::db::{Backend, Database, DbConnection};
 use greenhouse_sync::sim::{self, SimConfig, Sizes, WebhookConfig};
 
 use crate::child::{ChildEnv, ServerChild, free_port};
@@ -166,10 +166,12 @@ fn unblock_writes(conn: &mut DbConnection) {
     }
 }
 
-/// One writer thread stores every delivery. With a delivery stuck behind a lock taken from
-/// outside, the next delivery waits in the writer's queue for the one-second acquire bound
-/// and gets 503. Once the lock goes, the stuck delivery finishes with 200 and new ones are
-/// accepted at once.
+/// With a pool of two connections both held by deliveries stuck behind a lock, the next
+/// delivery waits the one-second acquire bound and gets 503. Once the lock goes, the stuck
+/// deliveries finish with 200 and new ones are accepted at once.
+///
+/// On SQLite one writer thread stores every delivery, so one delivery stuck behind the lock
+/// holds it, and the next waits in its queue for the same bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_pool_waits_then_503() {
     let database = TestDatabase::create();
@@ -189,10 +191,17 @@ async fn exhausted_pool_waits_then_503() {
 
     let mut blocker = db.get().expect("blocking connection");
     block_writes(&mut blocker);
-    let held = {
-        let (http, url, delivery) = (http.clone(), url.clone(), held_a.clone());
-        tokio::spawn(async move { deliveries::send(&http, &url, &delivery).await })
+    let (stuck, sent_later) = match db.backend() {
+        Backend::Postgres => (vec![held_a.clone(), held_b.clone()], None),
+        Backend::Sqlite => (vec![held_a.clone()], Some(held_b)),
     };
+    let held: Vec<_> = stuck
+        .into_iter()
+        .map(|delivery| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { deliveries::send(&http, &url, &delivery).await })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let started = Instant::now();
@@ -205,13 +214,17 @@ async fn exhausted_pool_waits_then_503() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     unblock_writes(&mut blocker);
     drop(blocker);
-    assert_eq!(held.await.expect("held delivery"), Some(200), "a delivery that waited for the lock is stored");
+    for handle in held {
+        assert_eq!(handle.await.expect("held delivery"), Some(200), "a delivery that waited for the lock is stored");
+    }
 
     let started = Instant::now();
     assert_eq!(deliveries::send(&http, &url, after).await, Some(200), "accepted once connections are free");
     assert!(started.elapsed() < Duration::from_secs(1), "no wait once connections are free: {:?}", started.elapsed());
     assert_eq!(deliveries::send(&http, &url, rejected).await, Some(200), "the rejected delivery is accepted when resent");
-    assert_eq!(deliveries::send(&http, &url, held_b).await, Some(200), "accepted once the writer is free");
+    if let Some(delivery) = sent_later {
+        assert_eq!(deliveries::send(&http, &url, delivery).await, Some(200), "accepted once the writer is free");
+    }
 
     let stored = stored(&db, account_id);
     for delivery in [warm_up, held_a, held_b, rejected, after] {
@@ -291,8 +304,8 @@ async fn sqlite_writers_never_see_lock_errors() {
     sim.stop().await;
 }
 
-/// A sweep whose page store waits past the acquire timeout, because the webhook writer holds
-/// the pool's only connection while it waits for a lock, keeps its run and completes it. A failed run would not be
+/// A sweep whose page store waits past the acquire timeout, because webhook deliveries hold
+/// every pool connection, keeps its run and completes it. A failed run would not be
 /// resumed, so the next run would start over. PostgreSQL only, where a table lock blocks
 /// the deliveries but not the sweep's writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +323,7 @@ async fn sweep_survives_pool_wait() {
     let timeout = ACQUIRE_TIMEOUT_SECS.to_string();
     let _server = env
         .serve(port, &[
-            "--schedule", "true", "--db-pool-size", "1", "--db-acquire-timeout-secs", &timeout,
+            "--schedule", "true", "--db-pool-size", "2", "--db-acquire-timeout-secs", &timeout,
             "--harvest-budget", "100000", "--sweep-per-page", "20", "--sweep-pages-in-flight", "1",
         ])
         .await;
@@ -325,7 +338,7 @@ async fn sweep_survives_pool_wait() {
 
     let mut blocker = db.get().expect("blocking connection");
     block_writes(&mut blocker);
-    let held = deliveries::mutations(&sim, 1, HOOK_SECRET, 0).into_iter().take(1).map(|delivery| {
+    let held = deliveries::mutations(&sim, 2, HOOK_SECRET, 0).into_iter().take(2).map(|delivery| {
         let (http, url) = (http.clone(), webhook_url.clone());
         tokio::spawn(async move { deliveries::send(&http, &url, &delivery).await })
     });
