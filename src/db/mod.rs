@@ -111,7 +111,7 @@ impl Database {
         }
     }
 
-    /// How long a caller waits for a free connection before failing.
+    /// Returns how long a caller waits for a free connection before failing.
     pub fn acquire_timeout(&self) -> Duration {
         self.pool.connection_timeout()
     }

@@ -56,9 +56,8 @@ pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> 
 /// to one delivery, and after some of them SQLite has already ended the transaction.
 ///
 /// The changes are appended to the feed after every delivery is applied, one account after
-/// another in id order. Appending locks the account's sequence row until the commit, so
-/// taking it last keeps a batch from holding it while it waits for a row that another
-/// writer (a sweep page) holds and that writer waits for the sequence.
+/// another in id order. Appending takes the account's next sequence numbers, so doing it
+/// last keeps the sequence row locked only for the end of the batch.
 pub fn store_all(conn: &mut DbConnection, deliveries: &[VerifiedDelivery]) -> Result<Vec<Stored>, DbError> {
     let stored = conn.write_transaction(|conn| {
         let mut changes: BTreeMap<i64, ChangeSet> = BTreeMap::new();
