@@ -24,6 +24,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/accounts/{id}/webhook-secret/rotate"),
     ("POST", "/admin/accounts/{id}/disable"),
     ("POST", "/admin/accounts/{id}/enable"),
+    ("POST", "/admin/accounts/{id}/refresh/disable"),
+    ("POST", "/admin/accounts/{id}/refresh/enable"),
     ("POST", "/admin/accounts/{id}/reconcile"),
     ("GET", "/admin/accounts/{id}/sync"),
     ("POST", "/admin/accounts/{id}/deliveries/replay-failed"),
@@ -139,6 +141,39 @@ async fn account_lifecycle() {
     assert!(json_of(gone).await["error"].as_str().unwrap_or_default().contains("not found"));
     let again = server.admin(Method::DELETE, &format!("/admin/accounts/{id}")).send().await.expect("send");
     assert_eq!(again.status(), 404);
+}
+
+fn queued_refreshes(server: &TestServer, account_id: i64) -> i64 {
+    server.database.count(&format!("SELECT COUNT(*) AS count FROM refresh_queue WHERE account_id = {account_id}"))
+}
+
+/// The targeted refresh is on for a new account. Turned off, it empties the account's queue
+/// and webhooks queue nothing; turned on again, they queue as before.
+#[actix_web::test]
+async fn refresh_switch_controls_queue() {
+    let server = TestServer::start().await;
+    let created = create_account(&server, json!({"name": "Acme"})).await;
+    let id = created["id"].as_i64().expect("id");
+    let secret = created["webhook_secret"].as_str().expect("generated secret").to_string();
+    assert_eq!(created["refresh_enabled"], true);
+
+    assert_eq!(post_fixture(&server, id, &secret, "update_candidate").await, 200);
+    assert!(queued_refreshes(&server, id) > 0, "a webhook upsert queues a refresh");
+
+    let off = server.admin(Method::POST, &format!("/admin/accounts/{id}/refresh/disable")).send().await.expect("send");
+    assert_eq!(json_of(off).await["refresh_enabled"], false);
+    assert_eq!(queued_refreshes(&server, id), 0, "turning the refresh off empties the queue");
+    assert_eq!(post_fixture(&server, id, &secret, "new_candidate_application").await, 200);
+    assert_eq!(queued_refreshes(&server, id), 0, "nothing is queued while the refresh is off");
+    assert!(server.database.count("SELECT COUNT(*) AS count FROM applications") > 0, "the webhook itself is applied");
+
+    let on = server.admin(Method::POST, &format!("/admin/accounts/{id}/refresh/enable")).send().await.expect("send");
+    assert_eq!(json_of(on).await["refresh_enabled"], true);
+    assert_eq!(post_fixture(&server, id, &secret, "update_candidate").await, 200);
+    assert!(queued_refreshes(&server, id) > 0, "queued again once the refresh is on");
+
+    let missing = server.admin(Method::POST, "/admin/accounts/999999/refresh/disable").send().await.expect("send");
+    assert_eq!(missing.status(), 404);
 }
 
 #[actix_web::test]

@@ -1,5 +1,5 @@
 //! Account routes: create, list, show, update Harvest credentials, rotate the webhook
-//! secret, disable and enable, delete.
+//! secret, disable and enable, turn the targeted refresh off and on, delete.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -28,7 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/accounts/{id}/credentials", web::delete().to(clear_credentials))
         .route("/accounts/{id}/webhook-secret/rotate", web::post().to(rotate_secret))
         .route("/accounts/{id}/disable", web::post().to(disable))
-        .route("/accounts/{id}/enable", web::post().to(enable));
+        .route("/accounts/{id}/enable", web::post().to(enable))
+        .route("/accounts/{id}/refresh/disable", web::post().to(disable_refresh))
+        .route("/accounts/{id}/refresh/enable", web::post().to(enable_refresh));
 }
 
 /// Body of `POST /admin/accounts`.
@@ -254,6 +256,39 @@ fn stop_sweep(sweeps: Option<&SweepService>, account_id: i64) {
 )]
 pub async fn enable(db: web::Data<Database>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     set_disabled(db, path.into_inner(), false).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/accounts/{id}/refresh/disable", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Webhooks no longer queue targeted refreshes, and the queue is emptied", body = Account),
+        (status = 404, description = "No such account")
+    )
+)]
+pub async fn disable_refresh(db: web::Data<Database>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    set_refresh(db, path.into_inner(), false).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/accounts/{id}/refresh/enable", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 200, description = "Records touched by webhooks are re-read from Harvest again", body = Account), (status = 404, description = "No such account"))
+)]
+pub async fn enable_refresh(db: web::Data<Database>, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    set_refresh(db, path.into_inner(), true).await
+}
+
+async fn set_refresh(db: web::Data<Database>, account_id: i64, enabled: bool) -> Result<HttpResponse, ApiError> {
+    let updated = db
+        .run(move |conn| conn.write_transaction(|conn| accounts::set_refresh(conn, account_id, enabled, Utc::now())).map_err(DbError::from))
+        .await?;
+    if !updated {
+        return Err(account_not_found(account_id));
+    }
+    tracing::info!(account.id = account_id, enabled, "targeted refresh switched");
+    let account = find_account(&db, account_id).await?;
+    Ok(HttpResponse::Ok().json(account))
 }
 
 async fn set_disabled(db: web::Data<Database>, account_id: i64, disabled: bool) -> Result<HttpResponse, ApiError> {

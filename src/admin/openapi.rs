@@ -26,6 +26,8 @@ use crate::db::deliveries::{DeliverySummary, Outcome};
         accounts::rotate_secret,
         accounts::disable,
         accounts::enable,
+        accounts::disable_refresh,
+        accounts::enable_refresh,
         deliveries::list,
         deliveries::show,
         deliveries::replay_one,

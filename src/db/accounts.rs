@@ -49,6 +49,8 @@ pub struct Account {
     pub harvest_user_id: Option<String>,
     pub has_harvest_credentials: bool,
     pub disabled: bool,
+    /// Whether records touched by webhooks are re-read from Harvest by id soon after.
+    pub refresh_enabled: bool,
     pub created_at: Option<DateTime<Utc>>,
     /// Until when the webhook secret before the last rotation still verifies deliveries.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
@@ -87,6 +89,8 @@ struct AccountRow {
     harvest_user_id: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     disabled_at: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    refresh_enabled: i64,
     #[diesel(sql_type = Nullable<Text>)]
     created_at: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -103,6 +107,7 @@ impl From<AccountRow> for Account {
             harvest_client_id: row.harvest_client_id,
             harvest_user_id: row.harvest_user_id,
             disabled: row.disabled_at.is_some(),
+            refresh_enabled: row.refresh_enabled != 0,
             created_at: row.created_at.as_deref().and_then(parse_time_text),
             previous_secret_expires_at: row.previous_secret_expires_at.as_deref().and_then(parse_time_text),
         }
@@ -139,6 +144,8 @@ fn select_accounts(backend: Backend) -> Sql {
     let mut sql = Sql::new(backend);
     sql.push("SELECT id, name, harvest_client_id, harvest_client_secret, harvest_user_id, ");
     sql.push_time_text("disabled_at").push(" AS disabled_at, ");
+    // The column is a boolean on PostgreSQL and 1 or 0 on SQLite; both compare to true.
+    sql.push("CAST(CASE WHEN refresh_enabled THEN 1 ELSE 0 END AS BIGINT) AS refresh_enabled, ");
     sql.push_time_text("created_at").push(" AS created_at, ");
     sql.push_time_text("previous_secret_expires_at").push(" AS previous_secret_expires_at FROM accounts");
     sql
@@ -264,6 +271,33 @@ pub fn set_disabled(conn: &mut DbConnection, id: i64, disabled: bool, now: DateT
     sql.push(", updated_at = ").bind(SqlValue::Time(Some(now)));
     sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id)));
     Ok(sql.execute(conn)? > 0)
+}
+
+/// Turns the targeted refresh of an account on or off. Turning it off also empties the
+/// account's refresh queue. Returns false when the account does not exist.
+pub fn set_refresh(conn: &mut DbConnection, id: i64, enabled: bool, now: DateTime<Utc>) -> diesel::QueryResult<bool> {
+    let mut sql = Sql::new(conn.backend());
+    sql.push("UPDATE accounts SET refresh_enabled = ").push(bool_literal(conn.backend(), enabled));
+    sql.push(", updated_at = ").bind(SqlValue::Time(Some(now)));
+    sql.push(" WHERE id = ").bind(SqlValue::Int(Some(id)));
+    let updated = sql.execute(conn)? > 0;
+
+    if updated && !enabled {
+        let mut clear = Sql::new(conn.backend());
+        clear.push("DELETE FROM refresh_queue WHERE account_id = ").bind(SqlValue::Int(Some(id)));
+        clear.execute(conn)?;
+    }
+    Ok(updated)
+}
+
+/// Writes a boolean the way the backend's column stores it.
+fn bool_literal(backend: Backend, value: bool) -> &'static str {
+    match (backend, value) {
+        (Backend::Postgres, true) => "TRUE",
+        (Backend::Postgres, false) => "FALSE",
+        (Backend::Sqlite, true) => "1",
+        (Backend::Sqlite, false) => "0",
+    }
 }
 
 /// Deletes an account with all its data: every table refers to accounts with

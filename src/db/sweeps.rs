@@ -514,12 +514,16 @@ pub fn release_lease(conn: &mut DbConnection, account_id: i64, owner: &str) -> Q
     Ok(())
 }
 
-/// Queues a record for a targeted refresh. Queuing it again keeps one entry.
+/// Queues a record for a targeted refresh, unless the account's refresh is turned off.
+/// Queuing it again keeps one entry.
 pub fn queue_refresh(conn: &mut DbConnection, account_id: i64, resource: Resource, id: i64, now: DateTime<Utc>) -> QueryResult<()> {
     let mut sql = Sql::new(conn.backend());
-    sql.push("INSERT INTO refresh_queue (account_id, resource, id, queued_at) VALUES (");
+    sql.push("INSERT INTO refresh_queue (account_id, resource, id, queued_at) SELECT ");
     sql.bind(int(account_id)).push(", ").bind(text(resource.name())).push(", ").bind(int(id)).push(", ").bind(time(now));
-    sql.push(") ON CONFLICT (account_id, resource, id) DO NOTHING");
+    // Accounts with the refresh turned off queue nothing. The WHERE clause also lets SQLite
+    // read the ON CONFLICT below as part of the INSERT rather than of the SELECT.
+    sql.push(" WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ").bind(int(account_id)).push(" AND refresh_enabled)");
+    sql.push(" ON CONFLICT (account_id, resource, id) DO NOTHING");
     sql.execute(conn)?;
     Ok(())
 }
