@@ -355,17 +355,26 @@ pub fn mark_unseen_deleted(
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     let mut deleted = 0;
+    let mut after_id = None;
     loop {
-        let chunk = conn.write_transaction(|conn| delete_unseen_chunk(conn, account_id, resource, run_id, run_started_at, now));
+        let chunk = conn.write_transaction(|conn| delete_unseen_chunk(conn, account_id, resource, run_id, run_started_at, now, after_id));
         crate::changes::publish_pending();
         match chunk? {
             None => return Ok(deleted),
-            Some(count) => deleted += count,
+            Some((count, last_id)) => {
+                deleted += count;
+                after_id = Some(last_id);
+            }
         }
     }
 }
 
-/// Marks up to `DELETION_CHUNK` unseen rows deleted. Returns `None` once none are left.
+/// Marks up to `DELETION_CHUNK` unseen rows with ids above `after_id` deleted. Returns how
+/// many, and the highest id it looked at, or `None` once none are left.
+///
+/// Each chunk starts after the previous one's last id. Starting from the first id every
+/// time would read the rows already passed again, and a chunk holds SQLite's write lock for
+/// as long as it reads.
 fn delete_unseen_chunk(
     conn: &mut DbConnection,
     account_id: i64,
@@ -373,7 +382,8 @@ fn delete_unseen_chunk(
     run_id: i64,
     run_started_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> QueryResult<Option<usize>> {
+    after_id: Option<i64>,
+) -> QueryResult<Option<(usize, i64)>> {
     let push_unseen = |sql: &mut Sql| {
         sql.push(" WHERE account_id = ").bind(int(account_id));
         sql.push(" AND deleted_at IS NULL AND (last_seen_run_id IS NULL OR last_seen_run_id <> ").bind(int(run_id));
@@ -383,11 +393,14 @@ fn delete_unseen_chunk(
     let mut select = Sql::new(conn.backend());
     select.push(&format!("SELECT id FROM {}", resource.name()));
     push_unseen(&mut select);
+    if let Some(after_id) = after_id {
+        select.push(" AND id > ").bind(int(after_id));
+    }
     select.push(" ORDER BY id LIMIT ").bind(int(DELETION_CHUNK));
     let ids: Vec<i64> = select.load::<IdRow>(conn)?.into_iter().map(|row| row.id).collect();
-    if ids.is_empty() {
+    let Some(&last_id) = ids.last() else {
         return Ok(None);
-    }
+    };
 
     // The conditions are repeated so that a row a webhook wrote since the select stays live.
     let mut update = Sql::new(conn.backend());
@@ -403,7 +416,7 @@ fn delete_unseen_chunk(
         changes.push(resource, row.id, Kind::Deleted, vec!["deleted_at".to_string()]);
     }
     changes.append(conn, now)?;
-    Ok(Some(deleted.len()))
+    Ok(Some((deleted.len(), last_id)))
 }
 
 /// Counts the account's live rows of `resource`.
