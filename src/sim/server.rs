@@ -52,12 +52,21 @@ impl RunningSim {
 
     /// Stops serving and ends the background tasks; waits for open requests to finish.
     pub async fn stop(self) {
+        // The HTTP server stops first: its task drives it, so a stop sent after that task is
+        // aborted can wait for a reply that never comes. The bound covers a request that
+        // does not finish.
+        let stopped = tokio::time::timeout(STOP_TIMEOUT, self.handle.stop(true)).await;
+        if stopped.is_err() {
+            tracing::warn!(timeout_secs = STOP_TIMEOUT.as_secs(), "greenhouse-sim did not stop in time; its tasks are aborted");
+        }
         for task in &self.background {
             task.abort();
         }
-        self.handle.stop(true).await;
     }
 }
+
+/// Longest wait for the simulator's HTTP server to finish its requests when it stops.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts a simulator on the current Tokio runtime and returns once it accepts connections.
 pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
@@ -73,6 +82,8 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
     let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
         .workers(WORKERS)
         .disable_signals()
+        // A stopping simulator gives requests in flight one second, so tests end quickly.
+        .shutdown_timeout(1)
         .bind(config.listen)
         .with_context(|| format!("failed to bind {}", config.listen))?;
     let addr = *server.addrs().first().context("the server bound no address")?;
