@@ -65,7 +65,7 @@ impl RunningSim {
     }
 }
 
-/// Longest wait for the simulator's HTTP server to finish its requests when it stops.
+/// Maximum wait for the simulator's HTTP server to finish its requests when it stops.
 const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts a simulator on the current Tokio runtime and returns once it accepts connections.
