@@ -147,8 +147,8 @@ fn queued_refreshes(server: &TestServer, account_id: i64) -> i64 {
     server.database.count(&format!("SELECT COUNT(*) AS count FROM refresh_queue WHERE account_id = {account_id}"))
 }
 
-/// The targeted refresh is on for a new account. Turned off, it empties the account's queue
-/// and webhooks queue nothing; turned on again, they queue as before.
+/// Checks that the targeted refresh is on for a new account, that turning it off empties the
+/// account's queue and stops webhooks from queueing, and that turning it on restores both.
 #[actix_web::test]
 async fn refresh_switch_controls_queue() {
     let server = TestServer::start().await;

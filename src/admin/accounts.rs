@@ -283,12 +283,8 @@ async fn set_refresh(db: web::Data<Database>, account_id: i64, enabled: bool) ->
     let updated = db
         .run(move |conn| conn.write_transaction(|conn| accounts::set_refresh(conn, account_id, enabled, Utc::now())).map_err(DbError::from))
         .await?;
-    if !updated {
-        return Err(account_not_found(account_id));
-    }
-    tracing::info!(account.id = account_id, enabled, "targeted refresh switched");
-    let account = find_account(&db, account_id).await?;
-    Ok(HttpResponse::Ok().json(account))
+    let message = if enabled { "targeted refresh turned on" } else { "targeted refresh turned off" };
+    finish_update(&db, account_id, updated, message).await
 }
 
 async fn set_disabled(db: web::Data<Database>, account_id: i64, disabled: bool) -> Result<HttpResponse, ApiError> {

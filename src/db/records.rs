@@ -537,7 +537,8 @@ pub fn upsert_v3_records(
 const RECORDS_PER_CHUNK: usize = 50;
 
 /// Orders a page by id (keeping the order of two copies of one record). Two pages written
-/// at once on PostgreSQL then lock their rows in the same order, so they cannot deadlock.
+/// at once on PostgreSQL then lock the rows they share in the same order, which avoids a
+/// deadlock between them.
 fn in_id_order(resource: Resource, records: &[Box<RawValue>]) -> Result<Vec<(i64, &RawValue)>, WriteError> {
     let mut ordered = records
         .iter()

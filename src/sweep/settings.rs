@@ -9,8 +9,8 @@ pub struct SweepSettings {
     /// requests against the rate limit.
     pub per_page: u32,
     /// Cursor chains running at once per run, so also the maximum pages in flight and in
-    /// memory. Two keep a 50 requests / 30 s limit busy while a page is being stored; more
-    /// only add memory (about 1.5 MB per 500-record page).
+    /// memory. Two keep a 50 requests / 30 s limit busy while a page is being stored. More
+    /// only add memory, about 1.5 MB per 500-record page.
     pub pages_in_flight: usize,
     /// Number of `created_at` slices for the large resources (candidates, applications,
     /// interviews, scorecards, offers) in a full run, so that several chains share the work.
