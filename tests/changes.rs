@@ -565,7 +565,6 @@ fn write_candidates(db: Database, account_id: i64, first_id: i64, count: i64) {
             event_id: None,
             action: "update_candidate".to_string(),
             body: body.to_string(),
-            payload: body["payload"].clone(),
             received_at: chrono::Utc::now(),
         };
         store_and_apply(&mut conn, &delivery).expect("stored");

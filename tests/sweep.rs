@@ -270,7 +270,6 @@ async fn refresh_repairs_stale_webhook() {
         event_id: None,
         action: "update_candidate".to_string(),
         body: json!({"action": "update_candidate", "payload": payload}).to_string(),
-        payload,
         received_at: chrono::Utc::now(),
     };
     let mut conn = fixture.database.db.get().expect("connection");

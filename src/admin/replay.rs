@@ -2,7 +2,6 @@
 //! delivery's outcome is updated.
 
 use chrono::Utc;
-use serde_json::Value;
 
 use crate::db::deliveries::{self, Outcome};
 use crate::db::{DbConnection, DbError};
@@ -62,14 +61,12 @@ fn replay_in_transaction(conn: &mut DbConnection, delivery_id: i64) -> Result<St
 
 /// Rebuilds the delivery from its stored body, which passed the signature check on receipt.
 fn verified_delivery(summary: &deliveries::DeliverySummary, body: String) -> Result<VerifiedDelivery, String> {
-    let json: Value = serde_json::from_str(&body).map_err(|error| format!("its stored body is not JSON: {error}"))?;
-    let payload = json.get("payload").cloned().unwrap_or(Value::Null);
+    serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(|error| format!("its stored body is not JSON: {error}"))?;
     Ok(VerifiedDelivery {
         account_id: summary.account_id,
         event_id: summary.event_id.clone(),
         action: summary.action.clone(),
         body,
-        payload,
         received_at: summary.received_at.unwrap_or_else(Utc::now),
     })
 }

@@ -177,7 +177,7 @@ struct KeysRow {
 /// account does not exist or is disabled.
 pub fn webhook_keys(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> diesel::QueryResult<Option<WebhookKeys>> {
     let mut sql = Sql::new(conn.backend());
-    sql.push("SELECT webhook_secret, CASE WHEN previous_secret_expires_at > ");
+    sql.reuse().push("SELECT webhook_secret, CASE WHEN previous_secret_expires_at > ");
     sql.bind(SqlValue::Time(Some(now)));
     sql.push(" THEN previous_webhook_secret END AS previous_webhook_secret FROM accounts WHERE id = ");
     sql.bind(SqlValue::Int(Some(id)));

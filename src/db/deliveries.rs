@@ -64,24 +64,37 @@ struct IdRow {
     id: i64,
 }
 
-/// Stores a delivery with outcome `outcome` and returns its id.
-pub fn insert(conn: &mut DbConnection, delivery: &NewDelivery<'_>, outcome: Outcome) -> diesel::QueryResult<i64> {
+/// The outcome of a handled delivery, written with its row.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    pub outcome: Outcome,
+    pub error: Option<&'a str>,
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a delivery that has been handled, and returns its id.
+pub fn insert(conn: &mut DbConnection, delivery: &NewDelivery<'_>, finished: &Finished<'_>) -> diesel::QueryResult<i64> {
     let mut sql = Sql::new(conn.backend());
-    sql.push("INSERT INTO webhook_deliveries (account_id, event_id, action, received_at, body, body_sha256, outcome) VALUES (");
+    sql.reuse().push(
+        "INSERT INTO webhook_deliveries \
+         (account_id, event_id, action, received_at, body, body_sha256, outcome, error, applied_at) VALUES (",
+    );
     sql.bind(SqlValue::Int(Some(delivery.account_id))).push(", ");
     sql.bind(SqlValue::Text(delivery.event_id.map(str::to_string))).push(", ");
     sql.bind(SqlValue::Text(Some(delivery.action.to_string()))).push(", ");
     sql.bind(SqlValue::Time(Some(delivery.received_at))).push(", ");
     sql.bind(SqlValue::Text(Some(delivery.body.to_string()))).push(", ");
     sql.bind(SqlValue::Text(Some(delivery.body_sha256.to_string()))).push(", ");
-    sql.bind(SqlValue::Text(Some(outcome.as_str().to_string())));
+    sql.bind(SqlValue::Text(Some(finished.outcome.as_str().to_string()))).push(", ");
+    sql.bind(SqlValue::Text(finished.error.map(str::to_string))).push(", ");
+    sql.bind(SqlValue::Time(finished.applied_at));
     sql.push(") RETURNING id");
     let row = sql.first::<IdRow>(conn)?.ok_or(diesel::result::Error::NotFound)?;
     Ok(row.id)
 }
 
-/// Records the outcome of applying a delivery.
-pub fn set_outcome(
+/// Records the outcome of applying a stored delivery again.
+fn set_outcome(
     conn: &mut DbConnection,
     delivery_id: i64,
     outcome: Outcome,
@@ -110,7 +123,7 @@ pub fn is_retry_of_handled(
     body_sha256: &str,
 ) -> diesel::QueryResult<bool> {
     let mut sql = Sql::new(conn.backend());
-    sql.push("SELECT COUNT(*) AS id FROM webhook_deliveries WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
+    sql.reuse().push("SELECT COUNT(*) AS id FROM webhook_deliveries WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));
     sql.push(" AND event_id = ").bind(SqlValue::Text(Some(event_id.to_string())));
     sql.push(" AND body_sha256 = ").bind(SqlValue::Text(Some(body_sha256.to_string())));
     sql.push(" AND outcome IN ('applied', 'ignored')");

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use diesel::r2d2::Pool;
 
-pub use connection::{ConnectionManager, DbConnection, SqliteOptions};
+pub use connection::{ConnectionManager, DbConnection, PoolEntry, SqliteOptions};
 
 /// Default database when none is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "greenhouse-sync.db";

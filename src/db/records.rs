@@ -130,8 +130,9 @@ fn execute_upsert(
 ) -> Result<bool, WriteError> {
     let table = write.resource.name();
 
+    // Reused: a webhook action names the same fields every time, so its text recurs.
     let mut sql = Sql::new(conn.backend());
-    sql.push(&format!("INSERT INTO {table} (account_id, id"));
+    sql.reuse().push(&format!("INSERT INTO {table} (account_id, id"));
     for (column, _) in &columns {
         sql.push(", ").push(column.name);
     }
@@ -188,7 +189,7 @@ pub fn mark_deleted(
 fn set_deleted(conn: &mut DbConnection, account_id: i64, resource: Resource, id: i64, now: DateTime<Utc>) -> Result<bool, WriteError> {
     let table = resource.name();
     let mut sql = Sql::new(conn.backend());
-    sql.push(&format!("INSERT INTO {table} (account_id, id, deleted_at, written_at) VALUES ("));
+    sql.reuse().push(&format!("INSERT INTO {table} (account_id, id, deleted_at, written_at) VALUES ("));
     sql.bind(SqlValue::Int(Some(account_id))).push(", ").bind(SqlValue::Int(Some(id)));
     sql.push(", ").bind(SqlValue::Time(Some(now))).push(", ").bind(SqlValue::Time(Some(now)));
     sql.push(&format!(

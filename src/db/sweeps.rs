@@ -531,7 +531,7 @@ pub fn release_lease(conn: &mut DbConnection, account_id: i64, owner: &str) -> Q
 /// Queuing it again keeps one entry.
 pub fn queue_refresh(conn: &mut DbConnection, account_id: i64, resource: Resource, id: i64, now: DateTime<Utc>) -> QueryResult<()> {
     let mut sql = Sql::new(conn.backend());
-    sql.push("INSERT INTO refresh_queue (account_id, resource, id, queued_at) SELECT ");
+    sql.reuse().push("INSERT INTO refresh_queue (account_id, resource, id, queued_at) SELECT ");
     sql.bind(int(account_id)).push(", ").bind(text(resource.name())).push(", ").bind(int(id)).push(", ").bind(time(now));
     // Accounts with the refresh turned off queue nothing. The WHERE clause also lets SQLite
     // read the ON CONFLICT below as part of the INSERT rather than of the SELECT.

@@ -178,11 +178,12 @@ fn parse_delivery(account_id: i64, request: &HttpRequest, body: web::Bytes) -> R
         Some(_) => return Err(ApiError::bad_request("'action' must be a non-empty string")),
         None => return Err(ApiError::bad_request("body has no 'action' field")),
     };
-    let payload = json.get("payload").cloned().unwrap_or(Value::Null);
+    // The parsed document is dropped here; the writer parses the payload again when it applies it.
+    drop(json);
 
     // serde_json rejects invalid UTF-8, so this error is a second line of defence.
     let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("body is not valid UTF-8"))?;
     let event_id = request.headers().get(super::intake::EVENT_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
 
-    Ok(VerifiedDelivery { account_id, event_id, action, body, payload, received_at: Utc::now() })
+    Ok(VerifiedDelivery { account_id, event_id, action, body, received_at: Utc::now() })
 }

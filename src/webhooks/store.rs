@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -12,17 +12,49 @@ use super::apply::{Effects, apply_operations};
 use crate::db::changes::{ChangeSet, Source};
 use crate::db::deliveries::{self, NewDelivery, Outcome};
 use crate::db::{DbConnection, DbError};
-use crate::greenhouse::webhook_payload::{Plan, plan};
+use crate::greenhouse::webhook_payload::{Operation, Plan, plan};
 
 /// A delivery that passed the signature check and parses as JSON with an `action`.
+///
+/// It keeps the body as text only. The payload is parsed again when the delivery is
+/// applied, so a delivery waiting for the writer costs the size of its body and not that of
+/// a parsed document, which is several times larger.
 #[derive(Debug, Clone)]
 pub struct VerifiedDelivery {
     pub account_id: i64,
     pub event_id: Option<String>,
     pub action: String,
     pub body: String,
-    pub payload: Value,
     pub received_at: DateTime<Utc>,
+}
+
+/// The part of a delivery body that applying reads. The action is already known.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    payload: Value,
+}
+
+impl VerifiedDelivery {
+    /// Parses the body's `payload`. A body without one has a null payload.
+    pub fn payload(&self) -> Result<Value, serde_json::Error> {
+        Ok(serde_json::from_str::<Envelope>(&self.body)?.payload)
+    }
+
+    fn body_sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.body.as_bytes()))
+    }
+
+    fn new_row<'a>(&'a self, body_sha256: &'a str) -> NewDelivery<'a> {
+        NewDelivery {
+            account_id: self.account_id,
+            event_id: self.event_id.as_deref(),
+            action: &self.action,
+            received_at: self.received_at,
+            body: &self.body,
+            body_sha256,
+        }
+    }
 }
 
 /// Result of storing a delivery.
@@ -35,18 +67,73 @@ pub struct Stored {
     pub effects: Effects,
 }
 
+/// The outcome of applying a delivery, before its row is written.
+struct Applied {
+    outcome: Outcome,
+    error: Option<String>,
+    effects: Effects,
+}
+
+impl Applied {
+    fn new(outcome: Outcome, error: Option<String>, effects: Effects) -> Applied {
+        Applied { outcome, error, effects }
+    }
+}
+
+/// Why the first attempt of `store_and_apply` rolled back.
+enum Attempt {
+    /// Applying the payload failed: store the delivery as failed in a new transaction.
+    ApplyFailed(String),
+    /// Storing failed: nothing is stored and the caller answers 503.
+    Store(DbError),
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(error: diesel::result::Error) -> Attempt {
+        Attempt::Store(DbError::from(error))
+    }
+}
+
 /// Stores the delivery and applies it in one transaction.
 ///
 /// An `Err` means nothing was stored, so the caller must respond with a status that makes
 /// Greenhouse retry. When only applying fails, the delivery is still stored, marked failed
 /// with the error, and the call succeeds: the body can be replayed later.
+///
+/// Applying usually succeeds, so it runs without a savepoint, and the delivery's row is
+/// written once, with its outcome. That saves three statements, each a round trip to
+/// PostgreSQL. When applying fails the transaction rolls back, and a second one stores the
+/// delivery as failed.
 pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
-    let stored = conn.write_transaction(|conn| {
+    let body_sha256 = delivery.body_sha256();
+    let first = conn.write_transaction(|conn| {
+        if is_retry(conn, delivery, &body_sha256)? {
+            return Ok(insert_row(conn, delivery, &body_sha256, Applied::new(Outcome::Duplicate, None, Effects::default()))?);
+        }
         let mut changes = ChangeSet::new(delivery.account_id, Source::Webhook);
-        let stored = store_in_transaction(conn, delivery, &mut changes)?;
+        let applied = match planned(delivery) {
+            Planned::Apply(operations) => {
+                let effects = apply_operations(conn, delivery.account_id, &operations, Utc::now(), &mut changes)
+                    .map_err(|error| Attempt::ApplyFailed(error.to_string()))?;
+                Applied::new(Outcome::Applied, None, effects)
+            }
+            Planned::Done(applied) => applied,
+        };
+        let stored = insert_row(conn, delivery, &body_sha256, applied)?;
+        // Appending locks the account's sequence row until the commit, and every delivery
+        // of the account waits for that lock, so it comes last.
         changes.append(conn, Utc::now())?;
         Ok(stored)
     });
+
+    let stored = match first {
+        Ok(stored) => Ok(stored),
+        Err(Attempt::Store(error)) => Err(error),
+        Err(Attempt::ApplyFailed(error)) => {
+            let failed = Applied::new(Outcome::Failed, Some(error), Effects::default());
+            conn.write_transaction(|conn| insert_row(conn, delivery, &body_sha256, failed).map_err(DbError::from))
+        }
+    };
     crate::changes::publish_pending();
     stored
 }
@@ -78,30 +165,31 @@ pub fn store_all(conn: &mut DbConnection, deliveries: &[VerifiedDelivery]) -> Re
 }
 
 /// Stores one delivery and applies it inside the caller's transaction, adding what it
-/// changed to `changes` for the caller to append.
+/// changed to `changes` for the caller to append. Applying runs in a savepoint, because
+/// the other deliveries of the transaction must be kept when this one fails.
 fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery, changes: &mut ChangeSet) -> Result<Stored, DbError> {
-    let body_sha256 = hex::encode(Sha256::digest(delivery.body.as_bytes()));
-    let new = NewDelivery {
-        account_id: delivery.account_id,
-        event_id: delivery.event_id.as_deref(),
-        action: &delivery.action,
-        received_at: delivery.received_at,
-        body: &delivery.body,
-        body_sha256: &body_sha256,
-    };
-
-    if let Some(event_id) = new.event_id
-        && deliveries::is_retry_of_handled(conn, new.account_id, event_id, &body_sha256)?
-    {
-        let delivery_id = deliveries::insert(conn, &new, Outcome::Duplicate)?;
-        return Ok(Stored { delivery_id, outcome: Outcome::Duplicate, error: None, effects: Effects::default() });
+    let body_sha256 = delivery.body_sha256();
+    if is_retry(conn, delivery, &body_sha256)? {
+        return Ok(insert_row(conn, delivery, &body_sha256, Applied::new(Outcome::Duplicate, None, Effects::default()))?);
     }
+    let applied = apply_collecting(conn, delivery, changes);
+    Ok(insert_row(conn, delivery, &body_sha256, applied)?)
+}
 
-    let delivery_id = deliveries::insert(conn, &new, Outcome::Failed)?;
-    let stored = apply_collecting(conn, delivery_id, delivery, changes)?;
-    let applied_at = (stored.outcome == Outcome::Applied).then(Utc::now);
-    deliveries::set_outcome(conn, delivery_id, stored.outcome, stored.error.as_deref(), applied_at)?;
-    Ok(stored)
+/// True when this delivery repeats one already handled (same event id and body).
+fn is_retry(conn: &mut DbConnection, delivery: &VerifiedDelivery, body_sha256: &str) -> diesel::QueryResult<bool> {
+    match delivery.event_id.as_deref() {
+        Some(event_id) => deliveries::is_retry_of_handled(conn, delivery.account_id, event_id, body_sha256),
+        None => Ok(false),
+    }
+}
+
+/// Writes the delivery's row with how applying it ended.
+fn insert_row(conn: &mut DbConnection, delivery: &VerifiedDelivery, body_sha256: &str, applied: Applied) -> diesel::QueryResult<Stored> {
+    let applied_at = (applied.outcome == Outcome::Applied).then(Utc::now);
+    let finished = deliveries::Finished { outcome: applied.outcome, error: applied.error.as_deref(), applied_at };
+    let delivery_id = deliveries::insert(conn, &delivery.new_row(body_sha256), &finished)?;
+    Ok(Stored { delivery_id, outcome: applied.outcome, error: applied.error, effects: applied.effects })
 }
 
 /// Applies an already stored delivery inside a savepoint, so a failure undoes only its
@@ -109,24 +197,39 @@ fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery, ch
 /// feed before this returns.
 pub fn apply_stored(conn: &mut DbConnection, delivery_id: i64, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
     let mut changes = ChangeSet::new(delivery.account_id, Source::Webhook);
-    let stored = apply_collecting(conn, delivery_id, delivery, &mut changes)?;
+    let applied = apply_collecting(conn, delivery, &mut changes);
     changes.append(conn, Utc::now())?;
-    Ok(stored)
+    Ok(Stored { delivery_id, outcome: applied.outcome, error: applied.error, effects: applied.effects })
 }
 
-/// Applies a stored delivery inside a savepoint and adds its changes to `changes` only if
-/// it applied: a rolled-back savepoint changed nothing.
-fn apply_collecting(
-    conn: &mut DbConnection,
-    delivery_id: i64,
-    delivery: &VerifiedDelivery,
-    changes: &mut ChangeSet,
-) -> Result<Stored, DbError> {
-    let operations = match plan(&delivery.action, &delivery.payload) {
-        Ok(Plan::Apply(operations)) => operations,
-        Ok(Plan::Ignore) => return Ok(stored(delivery_id, Outcome::Ignored, None, Effects::default())),
-        Ok(Plan::Unsupported) => return Ok(stored(delivery_id, Outcome::Unsupported, None, Effects::default())),
-        Err(error) => return Ok(stored(delivery_id, Outcome::Failed, Some(error.to_string()), Effects::default())),
+/// What a delivery's action asks for: operations to apply, or an outcome without any.
+enum Planned {
+    Apply(Vec<Operation>),
+    Done(Applied),
+}
+
+fn planned(delivery: &VerifiedDelivery) -> Planned {
+    let payload = match delivery.payload() {
+        Ok(payload) => payload,
+        Err(error) => {
+            let error = format!("payload is not valid JSON: {error}");
+            return Planned::Done(Applied::new(Outcome::Failed, Some(error), Effects::default()));
+        }
+    };
+    match plan(&delivery.action, &payload) {
+        Ok(Plan::Apply(operations)) => Planned::Apply(operations),
+        Ok(Plan::Ignore) => Planned::Done(Applied::new(Outcome::Ignored, None, Effects::default())),
+        Ok(Plan::Unsupported) => Planned::Done(Applied::new(Outcome::Unsupported, None, Effects::default())),
+        Err(error) => Planned::Done(Applied::new(Outcome::Failed, Some(error.to_string()), Effects::default())),
+    }
+}
+
+/// Applies a delivery inside a savepoint and adds its changes to `changes` only if it
+/// applied: a rolled-back savepoint changed nothing.
+fn apply_collecting(conn: &mut DbConnection, delivery: &VerifiedDelivery, changes: &mut ChangeSet) -> Applied {
+    let operations = match planned(delivery) {
+        Planned::Apply(operations) => operations,
+        Planned::Done(applied) => return applied,
     };
 
     let now = Utc::now();
@@ -135,12 +238,8 @@ fn apply_collecting(
     match applied {
         Ok(effects) => {
             changes.absorb(own_changes);
-            Ok(stored(delivery_id, Outcome::Applied, None, effects))
+            Applied::new(Outcome::Applied, None, effects)
         }
-        Err(error) => Ok(stored(delivery_id, Outcome::Failed, Some(error.to_string()), Effects::default())),
+        Err(error) => Applied::new(Outcome::Failed, Some(error.to_string()), Effects::default()),
     }
-}
-
-fn stored(delivery_id: i64, outcome: Outcome, error: Option<String>, effects: Effects) -> Stored {
-    Stored { delivery_id, outcome, error, effects }
 }

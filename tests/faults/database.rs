@@ -362,3 +362,50 @@ async fn sweep_survives_pool_wait() {
     assert_eq!(run.status, "completed", "the run outlives a pool wait: {run:?}");
     sim.stop().await;
 }
+
+#[derive(diesel::QueryableByName)]
+struct BackendPid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// Reads the process id of the PostgreSQL backend serving a new checkout from `db`.
+fn backend_pid(db: &Database) -> Result<i32, String> {
+    use diesel::RunQueryDsl;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let DbConnection::Postgres(pg) = &mut **conn else {
+        return Err("not a PostgreSQL connection".to_string());
+    };
+    diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<BackendPid>(pg).map(|row| row.pid).map_err(|e| e.to_string())
+}
+
+/// A connection that PostgreSQL closed while it sat in the pool fails at most one checkout,
+/// and the pool then drops it. A connection returned moments ago is handed out without a
+/// test query, so that one failure is allowed.
+#[test]
+fn pool_drops_a_connection_the_server_closed() {
+    let database = TestDatabase::create();
+    if database.db.backend() != Backend::Postgres {
+        return;
+    }
+    let first = backend_pid(&database.db).expect("first checkout");
+
+    // Another session ends the pooled connection's backend, as a restart or an operator would.
+    let other = Database::open(&database.url, &greenhouse_sync::db::PoolSettings::default());
+    let mut kill = greenhouse_sync::db::sql::Sql::new(Backend::Postgres);
+    kill.push(&format!("SELECT pg_terminate_backend({first})"));
+    kill.execute(&mut other.get().expect("second pool")).expect("terminate the backend");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut failures = 0;
+    let replacement = loop {
+        match backend_pid(&database.db) {
+            Ok(pid) if pid != first => break pid,
+            Ok(_) => panic!("the terminated backend {first} still answered"),
+            Err(_) => failures += 1,
+        }
+        assert!(Instant::now() < deadline, "no working connection after {failures} failures");
+    };
+    assert!(failures <= 1, "a closed connection failed {failures} checkouts; the pool should drop it after one");
+    assert_ne!(replacement, first);
+}

@@ -16,7 +16,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::Serialize;
 
-use super::DbConnection;
+use super::{Backend, DbConnection};
 use super::sql::{Sql, SqlValue, parse_time_text};
 use crate::greenhouse::Resource;
 
@@ -140,36 +140,94 @@ pub fn append(
     if changes.is_empty() {
         return Ok(None);
     }
-    let last_seq = reserve(conn, account_id, changes.len() as i64)?;
+    let count = changes.len() as i64;
 
-    let first_seq = last_seq - changes.len() as i64 + 1;
-    for (chunk_index, chunk) in changes.chunks(INSERT_CHUNK).enumerate() {
-        let chunk_first = first_seq + (chunk_index * INSERT_CHUNK) as i64;
+    // On PostgreSQL the first chunk goes with the counter's raise, so the rest starts after it.
+    let (first_seq, rest) = match conn.backend() {
+        Backend::Postgres => {
+            let first_chunk = &changes[..changes.len().min(INSERT_CHUNK)];
+            (reserve_and_insert_postgres(conn, account_id, source, first_chunk, count, now)?, first_chunk.len())
+        }
+        Backend::Sqlite => (reserve(conn, account_id, count)? - count + 1, 0),
+    };
+
+    for (chunk_index, chunk) in changes[rest..].chunks(INSERT_CHUNK).enumerate() {
+        let chunk_first = first_seq + (rest + chunk_index * INSERT_CHUNK) as i64;
         insert_rows(conn, account_id, source, chunk, chunk_first, now)?;
     }
 
-    if let DbConnection::Postgres(_) = conn {
-        let mut sql = Sql::new(conn.backend());
-        sql.push(&format!("SELECT pg_notify('{NOTIFY_CHANNEL}', ")).bind(SqlValue::Text(Some(account_id.to_string())));
-        sql.push(")");
-        sql.execute(conn)?;
-    }
-
+    let last_seq = first_seq + count - 1;
     crate::changes::note_appended(account_id, source, changes, last_seq);
     Ok(Some(last_seq))
 }
 
 /// Raises the account's counter by `count` and returns its new value, creating the counter
-/// at the first change. On PostgreSQL the row stays locked until the transaction ends.
+/// at the first change.
 fn reserve(conn: &mut DbConnection, account_id: i64, count: i64) -> QueryResult<i64> {
     let mut sql = Sql::new(conn.backend());
+    push_reserve(&mut sql, account_id, count);
+    Ok(sql.first::<LastSeqRow>(conn)?.ok_or(diesel::result::Error::NotFound)?.last_seq)
+}
+
+fn push_reserve(sql: &mut Sql, account_id: i64, count: i64) {
     sql.push("INSERT INTO change_sequences (account_id, last_seq) VALUES (").bind(SqlValue::Int(Some(account_id)));
     sql.push(", ").bind(SqlValue::Int(Some(count)));
     sql.push(
         ") ON CONFLICT (account_id) DO UPDATE SET last_seq = change_sequences.last_seq + excluded.last_seq \
          RETURNING last_seq",
     );
-    Ok(sql.first::<LastSeqRow>(conn)?.ok_or(diesel::result::Error::NotFound)?.last_seq)
+}
+
+#[derive(QueryableByName)]
+struct SeqRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+/// Raises the counter by `count`, inserts `chunk` (the first changes of the `count`) and
+/// queues the notification, in one statement: a webhook delivery appends one change, and
+/// each statement saved is a round trip to the server. Returns the first number taken.
+///
+/// The counter row stays locked until the transaction ends. PostgreSQL runs the CTE that
+/// notifies because it is volatile; several notifications with the same payload in one
+/// transaction arrive as one.
+fn reserve_and_insert_postgres(
+    conn: &mut DbConnection,
+    account_id: i64,
+    source: Source,
+    chunk: &[NewChange],
+    count: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<i64> {
+    let mut sql = Sql::new(conn.backend());
+    if chunk.len() == 1 {
+        sql.reuse();
+    }
+    sql.push("WITH reserved AS (");
+    push_reserve(&mut sql, account_id, count);
+    sql.push(&format!("), notified AS (SELECT pg_notify('{NOTIFY_CHANNEL}', "));
+    sql.bind(SqlValue::Text(Some(account_id.to_string())));
+    sql.push(
+        ")) INSERT INTO changes (account_id, seq, resource, record_id, kind, changed_fields, source, changed_at) \
+         SELECT ",
+    );
+    sql.bind(SqlValue::Int(Some(account_id))).push(", reserved.last_seq - ").bind(SqlValue::Int(Some(count)));
+    sql.push(
+        " + v.n, v.resource, v.record_id, v.kind, v.changed_fields, v.source, v.changed_at \
+         FROM reserved, notified, (VALUES ",
+    );
+    for (offset, change) in chunk.iter().enumerate() {
+        if offset > 0 {
+            sql.push(", ");
+        }
+        sql.push(&format!("({}", offset + 1));
+        push_change_values(&mut sql, change, source, now);
+        sql.push(")");
+    }
+    sql.push(") AS v (n, resource, record_id, kind, changed_fields, source, changed_at) RETURNING seq");
+
+    let seqs = sql.load::<SeqRow>(conn)?;
+    seqs.iter().map(|row| row.seq).min().ok_or(diesel::result::Error::NotFound)
 }
 
 fn insert_rows(
@@ -186,18 +244,25 @@ fn insert_rows(
         if offset > 0 {
             sql.push(", ");
         }
-        let fields = serde_json::to_string(&change.changed_fields).unwrap_or_else(|_| "[]".to_string());
         sql.push("(").bind(SqlValue::Int(Some(account_id)));
         sql.push(", ").bind(SqlValue::Int(Some(first_seq + offset as i64)));
-        sql.push(", ").bind(SqlValue::Text(Some(change.resource.name().to_string())));
-        sql.push(", ").bind(SqlValue::Int(Some(change.record_id)));
-        sql.push(", ").bind(SqlValue::Text(Some(change.kind.as_str().to_string())));
-        sql.push(", ").bind(SqlValue::Json(fields));
-        sql.push(", ").bind(SqlValue::Text(Some(source.as_str().to_string())));
-        sql.push(", ").bind(SqlValue::Time(Some(now))).push(")");
+        push_change_values(&mut sql, change, source, now);
+        sql.push(")");
     }
     sql.execute(conn)?;
     Ok(())
+}
+
+/// Pushes a change's resource, record id, kind, changed fields, source and time, each
+/// after a comma.
+fn push_change_values(sql: &mut Sql, change: &NewChange, source: Source, now: DateTime<Utc>) {
+    let fields = serde_json::to_string(&change.changed_fields).unwrap_or_else(|_| "[]".to_string());
+    sql.push(", ").bind(SqlValue::Text(Some(change.resource.name().to_string())));
+    sql.push(", ").bind(SqlValue::Int(Some(change.record_id)));
+    sql.push(", ").bind(SqlValue::Text(Some(change.kind.as_str().to_string())));
+    sql.push(", ").bind(SqlValue::Json(fields));
+    sql.push(", ").bind(SqlValue::Text(Some(source.as_str().to_string())));
+    sql.push(", ").bind(SqlValue::Time(Some(now)));
 }
 
 /// A stored change, as the feed returns it.

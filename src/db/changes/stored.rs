@@ -45,6 +45,10 @@ pub fn load(
     let mut rows = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut sql = Sql::new(conn.backend());
+        if chunk.len() == 1 {
+            // One id is what a webhook reads; longer lists vary in length and are rarer.
+            sql.reuse();
+        }
         sql.push("SELECT id, ").push_json_text("data");
         sql.push(" AS data, CAST(CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS deleted FROM ").push(resource.name());
         sql.push(" WHERE account_id = ").bind(SqlValue::Int(Some(account_id)));

@@ -5,6 +5,8 @@
 //! So statements are assembled here as text with bound values, and every backend difference
 //! lives in the methods below.
 
+use std::ops::Range;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -14,6 +16,9 @@ use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, QueryableByName, sql_query};
 
 use super::{Backend, DbConnection};
+use prepared::Prepared;
+
+mod prepared;
 
 /// A value bound to a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,11 +42,21 @@ pub struct Sql {
     backend: Backend,
     text: String,
     values: Vec<SqlValue>,
+    /// Byte range of each value's placeholder in `text`, in the order of `values`.
+    placeholders: Vec<Range<usize>>,
+    reuse: bool,
 }
 
 impl Sql {
     pub fn new(backend: Backend) -> Sql {
-        Sql { backend, text: String::with_capacity(256), values: Vec::new() }
+        Sql { backend, text: String::with_capacity(256), values: Vec::new(), placeholders: Vec::new(), reuse: false }
+    }
+
+    /// Marks the statement as one whose text recurs, such as a webhook's statements, so
+    /// that PostgreSQL may keep it prepared (see `prepared`).
+    pub fn reuse(&mut self) -> &mut Sql {
+        self.reuse = true;
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -58,14 +73,14 @@ impl Sql {
     pub fn bind(&mut self, value: SqlValue) -> &mut Sql {
         let is_json = matches!(value, SqlValue::Json(_));
         self.values.push(value);
+        let start = self.text.len();
         match self.backend {
-            Backend::Postgres => {
-                self.text.push_str(&format!("${}", self.values.len()));
-                if is_json {
-                    self.text.push_str("::jsonb");
-                }
-            }
+            Backend::Postgres => self.text.push_str(&format!("${}", self.values.len())),
             Backend::Sqlite => self.text.push('?'),
+        }
+        self.placeholders.push(start..self.text.len());
+        if is_json && self.backend == Backend::Postgres {
+            self.text.push_str("::jsonb");
         }
         self
     }
@@ -90,10 +105,10 @@ impl Sql {
 
     /// Runs the statement and returns the number of rows it touched.
     pub fn execute(self, conn: &mut DbConnection) -> QueryResult<usize> {
-        let Sql { text, values, .. } = self;
         match conn {
-            DbConnection::Postgres(c) => bind_postgres(sql_query(text).into_boxed(), values).execute(c),
-            DbConnection::Sqlite(c) => bind_sqlite(sql_query(text).into_boxed(), values).execute(c),
+            DbConnection::Postgres(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).execute(c),
+            DbConnection::Postgres(c) => bind_postgres(sql_query(self.text).into_boxed(), self.values).execute(c),
+            DbConnection::Sqlite(c) => bind_sqlite(sql_query(self.text).into_boxed(), self.values).execute(c),
         }
     }
 
@@ -102,10 +117,10 @@ impl Sql {
     where
         T: QueryableByName<Pg> + QueryableByName<Sqlite> + 'static,
     {
-        let Sql { text, values, .. } = self;
         match conn {
-            DbConnection::Postgres(c) => bind_postgres(sql_query(text).into_boxed(), values).load(c),
-            DbConnection::Sqlite(c) => bind_sqlite(sql_query(text).into_boxed(), values).load(c),
+            DbConnection::Postgres(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).load(c),
+            DbConnection::Postgres(c) => bind_postgres(sql_query(self.text).into_boxed(), self.values).load(c),
+            DbConnection::Sqlite(c) => bind_sqlite(sql_query(self.text).into_boxed(), self.values).load(c),
         }
     }
 
