@@ -130,9 +130,13 @@ fn execute_upsert(
 ) -> Result<bool, WriteError> {
     let table = write.resource.name();
 
-    // Reused: a webhook action names the same fields every time, so its text recurs.
     let mut sql = Sql::new(conn.backend());
-    sql.reuse().push(&format!("INSERT INTO {table} (account_id, id"));
+    if write.merge == Merge::Partial {
+        // A webhook action names the same fields every time, so its text recurs. Sweeps
+        // are left out: their prepared statements would add to a sweep's memory on SQLite.
+        sql.reuse();
+    }
+    sql.push(&format!("INSERT INTO {table} (account_id, id"));
     for (column, _) in &columns {
         sql.push(", ").push(column.name);
     }

@@ -165,6 +165,7 @@ pub fn append(
 /// at the first change.
 fn reserve(conn: &mut DbConnection, account_id: i64, count: i64) -> QueryResult<i64> {
     let mut sql = Sql::new(conn.backend());
+    sql.reuse();
     push_reserve(&mut sql, account_id, count);
     Ok(sql.first::<LastSeqRow>(conn)?.ok_or(diesel::result::Error::NotFound)?.last_seq)
 }
@@ -239,6 +240,9 @@ fn insert_rows(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let mut sql = Sql::new(conn.backend());
+    if changes.len() == 1 {
+        sql.reuse();
+    }
     sql.push("INSERT INTO changes (account_id, seq, resource, record_id, kind, changed_fields, source, changed_at) VALUES ");
     for (offset, change) in changes.iter().enumerate() {
         if offset > 0 {

@@ -53,7 +53,7 @@ impl Sql {
     }
 
     /// Marks the statement as one whose text recurs, such as a webhook's statements, so
-    /// that PostgreSQL may keep it prepared (see `prepared`).
+    /// that the database may keep it prepared (see `prepared`).
     pub fn reuse(&mut self) -> &mut Sql {
         self.reuse = true;
         self
@@ -107,6 +107,7 @@ impl Sql {
     pub fn execute(self, conn: &mut DbConnection) -> QueryResult<usize> {
         match conn {
             DbConnection::Postgres(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).execute(c),
+            DbConnection::Sqlite(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).execute(c),
             DbConnection::Postgres(c) => bind_postgres(sql_query(self.text).into_boxed(), self.values).execute(c),
             DbConnection::Sqlite(c) => bind_sqlite(sql_query(self.text).into_boxed(), self.values).execute(c),
         }
@@ -119,6 +120,7 @@ impl Sql {
     {
         match conn {
             DbConnection::Postgres(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).load(c),
+            DbConnection::Sqlite(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).load(c),
             DbConnection::Postgres(c) => bind_postgres(sql_query(self.text).into_boxed(), self.values).load(c),
             DbConnection::Sqlite(c) => bind_sqlite(sql_query(self.text).into_boxed(), self.values).load(c),
         }
