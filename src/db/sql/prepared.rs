@@ -1,10 +1,10 @@
 //! Statements that the database keeps prepared on each connection.
 //!
 //! A statement sent with its values and no name is parsed and planned again every time.
-//! For the short statements of a webhook delivery that is a large share of the work:
-//! pgbench ran the delivery's transaction 1,580 times a second prepared and 1,004 times a
-//! second unnamed, and SQLite's parser was the largest item in a profile of the SQLite
-//! writer thread (docs/BENCHMARKS.md). Diesel keeps a statement prepared on its connection,
+//! For the short statements of a webhook delivery that is a large share of the work. pgbench
+//! ran the delivery's transaction 1,580 times a second prepared and 1,004 times a second
+//! unnamed. SQLite's parser was the largest item in a profile of the SQLite writer thread
+//! (docs/BENCHMARKS.md). Diesel keeps a statement prepared on its connection,
 //! keyed by the statement's text, when the query allows it. `sql_query` never allows it,
 //! because its text could be anything. `Prepared` does, for statements built with
 //! `Sql::reuse`.
