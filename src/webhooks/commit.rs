@@ -21,7 +21,7 @@ use crate::db::{Backend, Database, DbError};
 
 /// Deliveries that may wait for the writer at once. Beyond this the server is overloaded,
 /// and a quick 503 (which Greenhouse retries) is better than holding more bodies in memory.
-/// A queued delivery holds its body as text, so a full queue of typical 2 KiB bodies takes
+/// A queued delivery keeps its body as text, so a full queue of typical 2 KiB bodies takes
 /// about 2 MiB.
 const QUEUE_CAPACITY: usize = 1024;
 

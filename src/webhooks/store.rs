@@ -78,13 +78,18 @@ impl Applied {
     fn new(outcome: Outcome, error: Option<String>, effects: Effects) -> Applied {
         Applied { outcome, error, effects }
     }
+
+    /// An outcome that wrote no record.
+    fn nothing_written(outcome: Outcome, error: Option<String>) -> Applied {
+        Applied::new(outcome, error, Effects::default())
+    }
 }
 
-/// Why the first attempt of `store_and_apply` rolled back.
+/// The reason the first attempt of `store_and_apply` rolled back.
 enum Attempt {
     /// Applying the payload failed: store the delivery as failed in a new transaction.
     ApplyFailed(String),
-    /// Storing failed: nothing is stored and the caller answers 503.
+    /// Storing failed: nothing is stored and the caller responds with 503.
     Store(DbError),
 }
 
@@ -107,8 +112,8 @@ impl From<diesel::result::Error> for Attempt {
 pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> Result<Stored, DbError> {
     let body_sha256 = delivery.body_sha256();
     let first = conn.write_transaction(|conn| {
-        if is_retry(conn, delivery, &body_sha256)? {
-            return Ok(insert_row(conn, delivery, &body_sha256, Applied::new(Outcome::Duplicate, None, Effects::default()))?);
+        if let Some(duplicate) = store_if_retry(conn, delivery, &body_sha256)? {
+            return Ok(duplicate);
         }
         let mut changes = ChangeSet::new(delivery.account_id, Source::Webhook);
         let applied = match planned(delivery) {
@@ -130,7 +135,7 @@ pub fn store_and_apply(conn: &mut DbConnection, delivery: &VerifiedDelivery) -> 
         Ok(stored) => Ok(stored),
         Err(Attempt::Store(error)) => Err(error),
         Err(Attempt::ApplyFailed(error)) => {
-            let failed = Applied::new(Outcome::Failed, Some(error), Effects::default());
+            let failed = Applied::nothing_written(Outcome::Failed, Some(error));
             conn.write_transaction(|conn| insert_row(conn, delivery, &body_sha256, failed).map_err(DbError::from))
         }
     };
@@ -169,19 +174,24 @@ pub fn store_all(conn: &mut DbConnection, deliveries: &[VerifiedDelivery]) -> Re
 /// the other deliveries of the transaction must be kept when this one fails.
 fn store_in_transaction(conn: &mut DbConnection, delivery: &VerifiedDelivery, changes: &mut ChangeSet) -> Result<Stored, DbError> {
     let body_sha256 = delivery.body_sha256();
-    if is_retry(conn, delivery, &body_sha256)? {
-        return Ok(insert_row(conn, delivery, &body_sha256, Applied::new(Outcome::Duplicate, None, Effects::default()))?);
+    if let Some(duplicate) = store_if_retry(conn, delivery, &body_sha256)? {
+        return Ok(duplicate);
     }
     let applied = apply_collecting(conn, delivery, changes);
     Ok(insert_row(conn, delivery, &body_sha256, applied)?)
 }
 
-/// True when this delivery repeats one already handled (same event id and body).
-fn is_retry(conn: &mut DbConnection, delivery: &VerifiedDelivery, body_sha256: &str) -> diesel::QueryResult<bool> {
-    match delivery.event_id.as_deref() {
-        Some(event_id) => deliveries::is_retry_of_handled(conn, delivery.account_id, event_id, body_sha256),
-        None => Ok(false),
+/// Stores the delivery as a duplicate when it repeats one already handled (same event id
+/// and body), and returns `None` otherwise.
+fn store_if_retry(conn: &mut DbConnection, delivery: &VerifiedDelivery, body_sha256: &str) -> diesel::QueryResult<Option<Stored>> {
+    let Some(event_id) = delivery.event_id.as_deref() else {
+        return Ok(None);
+    };
+    if !deliveries::is_retry_of_handled(conn, delivery.account_id, event_id, body_sha256)? {
+        return Ok(None);
     }
+    let duplicate = Applied::nothing_written(Outcome::Duplicate, None);
+    Ok(Some(insert_row(conn, delivery, body_sha256, duplicate)?))
 }
 
 /// Writes the delivery's row with how applying it ended.
@@ -202,7 +212,7 @@ pub fn apply_stored(conn: &mut DbConnection, delivery_id: i64, delivery: &Verifi
     Ok(Stored { delivery_id, outcome: applied.outcome, error: applied.error, effects: applied.effects })
 }
 
-/// What a delivery's action asks for: operations to apply, or an outcome without any.
+/// The work a delivery's action calls for: operations to apply, or an outcome without any.
 enum Planned {
     Apply(Vec<Operation>),
     Done(Applied),
@@ -213,14 +223,14 @@ fn planned(delivery: &VerifiedDelivery) -> Planned {
         Ok(payload) => payload,
         Err(error) => {
             let error = format!("payload is not valid JSON: {error}");
-            return Planned::Done(Applied::new(Outcome::Failed, Some(error), Effects::default()));
+            return Planned::Done(Applied::nothing_written(Outcome::Failed, Some(error)));
         }
     };
     match plan(&delivery.action, &payload) {
         Ok(Plan::Apply(operations)) => Planned::Apply(operations),
-        Ok(Plan::Ignore) => Planned::Done(Applied::new(Outcome::Ignored, None, Effects::default())),
-        Ok(Plan::Unsupported) => Planned::Done(Applied::new(Outcome::Unsupported, None, Effects::default())),
-        Err(error) => Planned::Done(Applied::new(Outcome::Failed, Some(error.to_string()), Effects::default())),
+        Ok(Plan::Ignore) => Planned::Done(Applied::nothing_written(Outcome::Ignored, None)),
+        Ok(Plan::Unsupported) => Planned::Done(Applied::nothing_written(Outcome::Unsupported, None)),
+        Err(error) => Planned::Done(Applied::nothing_written(Outcome::Failed, Some(error.to_string()))),
     }
 }
 
@@ -240,6 +250,6 @@ fn apply_collecting(conn: &mut DbConnection, delivery: &VerifiedDelivery, change
             changes.absorb(own_changes);
             Applied::new(Outcome::Applied, None, effects)
         }
-        Err(error) => Applied::new(Outcome::Failed, Some(error.to_string()), Effects::default()),
+        Err(error) => Applied::nothing_written(Outcome::Failed, Some(error.to_string())),
     }
 }

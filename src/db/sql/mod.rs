@@ -105,9 +105,10 @@ impl Sql {
 
     /// Runs the statement and returns the number of rows it touched.
     pub fn execute(self, conn: &mut DbConnection) -> QueryResult<usize> {
+        let prepare = self.prepare();
         match conn {
-            DbConnection::Postgres(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).execute(c),
-            DbConnection::Sqlite(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).execute(c),
+            DbConnection::Postgres(c) if prepare => Prepared::from(self).execute(c),
+            DbConnection::Sqlite(c) if prepare => Prepared::from(self).execute(c),
             DbConnection::Postgres(c) => bind_postgres(sql_query(self.text).into_boxed(), self.values).execute(c),
             DbConnection::Sqlite(c) => bind_sqlite(sql_query(self.text).into_boxed(), self.values).execute(c),
         }
@@ -118,12 +119,19 @@ impl Sql {
     where
         T: QueryableByName<Pg> + QueryableByName<Sqlite> + 'static,
     {
+        let prepare = self.prepare();
         match conn {
-            DbConnection::Postgres(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).load(c),
-            DbConnection::Sqlite(c) if self.reuse && prepared::admit(&self.text) => Prepared::from(self).load(c),
+            DbConnection::Postgres(c) if prepare => Prepared::from(self).load(c),
+            DbConnection::Sqlite(c) if prepare => Prepared::from(self).load(c),
             DbConnection::Postgres(c) => bind_postgres(sql_query(self.text).into_boxed(), self.values).load(c),
             DbConnection::Sqlite(c) => bind_sqlite(sql_query(self.text).into_boxed(), self.values).load(c),
         }
+    }
+
+    /// Returns true when the statement is to run prepared: it was marked with `reuse`, and
+    /// its text is within the process's limit of prepared texts.
+    fn prepare(&self) -> bool {
+        self.reuse && prepared::admit(&self.text)
     }
 
     /// Runs the statement and reads at most one row.
