@@ -5,6 +5,7 @@
 //! in `db::records`.
 
 pub mod admin;
+pub mod allocator;
 pub mod changes;
 pub mod cli;
 pub mod db;

@@ -28,6 +28,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/accounts/{id}/refresh/enable"),
     ("POST", "/admin/accounts/{id}/reconcile"),
     ("GET", "/admin/accounts/{id}/sync"),
+    ("GET", "/admin/accounts/{id}/changes"),
+    ("GET", "/admin/accounts/{id}/changes/stream"),
     ("POST", "/admin/accounts/{id}/deliveries/replay-failed"),
     ("GET", "/admin/deliveries"),
     ("GET", "/admin/deliveries/{id}"),
@@ -522,6 +524,10 @@ async fn openapi_matches_routes() {
     for (name, path) in ROUTES {
         let response = server.admin(method(name), &concrete(path, account.id)).json(&json!({})).send().await.expect("send");
         let status = response.status();
+        if status == 200 && path.ends_with("/stream") {
+            // An open stream's body does not end, and its 200 already shows that it is routed.
+            continue;
+        }
         let body = response.text().await.unwrap_or_default();
         assert!(!body.contains("no admin route"), "{name} {path} is documented but not routed: {status} {body}");
     }

@@ -204,6 +204,12 @@ async fn metrics_count_scenario() {
     assert!(last.is_some_and(|t| (now - t).abs() < 600.0), "{last:?}");
     assert_eq!(sample_value(&exposition, "greenhouse_sync_database_ready", &[]), Some(1.0));
     assert!(exposition.contains("greenhouse_sync_db_pool_connections{state=\"in_use\"}"));
+    let sqlite_heap = sample_value(&exposition, "greenhouse_sync_sqlite_heap_bytes", &[]);
+    match scenario.server.database.db.backend() {
+        // The scenario's own database is open in this process, with its page cache.
+        greenhouse_sync::db::Backend::Sqlite => assert!(sqlite_heap.is_some_and(|bytes| bytes > 0.0), "{sqlite_heap:?}"),
+        greenhouse_sync::db::Backend::Postgres => assert!(sqlite_heap.is_some(), "the gauge is listed on PostgreSQL too"),
+    }
     #[cfg(target_os = "linux")]
     {
         let resident = sample_value(&exposition, "greenhouse_sync_process_resident_memory_bytes", &[]);

@@ -14,7 +14,7 @@ use crate::db::deliveries::{DeliverySummary, Outcome};
 #[openapi(
     info(
         title = "greenhouse-sync admin API",
-        description = "Accounts, the webhook delivery log and sweeps. Every route needs `Authorization: Bearer <admin token>`; errors are `{\"error\": \"...\"}`."
+        description = "Accounts, the webhook delivery log, sweeps and the change feed. Every route needs `Authorization: Bearer <admin token>`; errors are `{\"error\": \"...\"}`."
     ),
     paths(
         accounts::create,
@@ -34,6 +34,8 @@ use crate::db::deliveries::{DeliverySummary, Outcome};
         deliveries::replay_failed,
         reconcile,
         sync_status,
+        changes,
+        changes_stream,
         serve,
     ),
     components(schemas(
@@ -118,6 +120,48 @@ fn reconcile() {}
 )]
 #[expect(dead_code, reason = "documents the handler in sync.rs for the OpenAPI document")]
 fn sync_status() {}
+
+// The change feed's handlers are in `crate::changes::http` and `crate::changes::stream`.
+// docs/CHANGES.md describes the feed in full.
+
+#[utoipa::path(
+    get, path = "/admin/accounts/{id}/changes", tag = "changes",
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("after" = Option<i64>, Query, description = "Last sequence number processed; 0 by default"),
+        ("limit" = Option<i64>, Query, description = "Changes per response, 1 to 1000; 100 by default"),
+        ("wait" = Option<u64>, Query, description = "Seconds, up to 60, to wait when no change is there yet"),
+        ("include" = Option<String>, Query, description = "`record` adds each record's current row"),
+    ),
+    responses(
+        (status = 200, description = "`{\"changes\": [...], \"next_after\": SEQ}`; pass `next_after` as `after` next time", body = Object),
+        (status = 400, description = "An invalid or unknown parameter", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "`after` is beyond the newest change; `newest_seq` gives the end", body = Object),
+        (status = 410, description = "Changes after `after` were purged; `oldest_available_seq` gives the oldest kept", body = Object),
+    )
+)]
+#[expect(dead_code, reason = "documents the handler in changes/http.rs for the OpenAPI document")]
+fn changes() {}
+
+#[utoipa::path(
+    get, path = "/admin/accounts/{id}/changes/stream", tag = "changes",
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this sequence number; wins over `after`"),
+        ("after" = Option<i64>, Query, description = "Last sequence number processed; 0 by default"),
+        ("include" = Option<String>, Query, description = "`record` adds each record's current row"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `event: change` with the change as `data`, one `event: error` before closing on failure", content_type = "text/event-stream"),
+        (status = 400, description = "An invalid or unknown parameter, or an invalid Last-Event-ID", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "The cursor is beyond the newest change", body = Object),
+        (status = 410, description = "Changes after the cursor were purged", body = Object),
+    )
+)]
+#[expect(dead_code, reason = "documents the handler in changes/stream.rs for the OpenAPI document")]
+fn changes_stream() {}
 
 #[utoipa::path(
     get, path = "/admin/openapi.json", tag = "meta",

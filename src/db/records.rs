@@ -100,7 +100,7 @@ fn upsert_over(
         Some(row) => {
             // A complete record is compared as it is; only a partial one needs the merge.
             let changed = match write.merge {
-                Merge::Partial => stored::changed_fields(&row.data, &stored::merged(&row.data, write.fields)),
+                Merge::Partial => stored::patched_fields(&row.data, write.fields),
                 Merge::Replace => stored::changed_fields(&row.data, write.fields),
             };
             if changed.is_empty() {
@@ -145,7 +145,7 @@ fn execute_upsert(
     for (_, value) in &columns {
         sql.push(", ").bind(value.clone());
     }
-    sql.push(", ").bind(SqlValue::Json(Value::Object(write.fields.clone()).to_string()));
+    sql.push(", ").bind(SqlValue::Json(json_text(write.fields)));
     sql.push(", ").bind(SqlValue::Time(version));
     sql.push(", ").bind(SqlValue::Int(write.seen_by_run));
     sql.push(", ").bind(SqlValue::Time(Some(now)));
@@ -293,7 +293,7 @@ pub fn overwrite_fields(
     let Some(row) = stored::load(conn, account_id, resource, &[id])?.remove(&id) else {
         return Ok(false);
     };
-    let changed = stored::changed_fields(&row.data, &stored::merged(&row.data, fields));
+    let changed = stored::patched_fields(&row.data, fields);
     if changed.is_empty() {
         return Ok(true);
     }
@@ -325,7 +325,7 @@ fn push_json_merge(sql: &mut Sql, base: &str, fields: &Map<String, Value>) {
     match sql.backend() {
         Backend::Postgres => {
             sql.push(&format!("{base} || "));
-            sql.bind(SqlValue::Json(Value::Object(fields.clone()).to_string()));
+            sql.bind(SqlValue::Json(json_text(fields)));
         }
         Backend::Sqlite => {
             sql.push(&format!("json_set({base}"));
@@ -336,6 +336,13 @@ fn push_json_merge(sql: &mut Sql, base: &str, fields: &Map<String, Value>) {
             sql.push(")");
         }
     }
+}
+
+/// Serializes fields as one JSON object, with the same text `Value::Object` would give, but
+/// without copying the map first.
+fn json_text(fields: &Map<String, Value>) -> String {
+    // A map of JSON values with string keys always serializes.
+    serde_json::to_string(fields).expect("a JSON object serializes")
 }
 
 /// Builds a SQLite JSON path naming one top-level key, quoted so keys such as `content-type` work.

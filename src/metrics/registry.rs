@@ -35,6 +35,8 @@ pub(super) struct Metrics {
     pub db_pool_connections: IntGaugeVec,
     pub db_errors: IntCounterVec,
     pub database_ready: IntGauge,
+    pub sqlite_heap: IntGauge,
+    pub heap: IntGaugeVec,
 }
 
 /// Buckets for request handling, from 1 ms to 10 s.
@@ -111,6 +113,12 @@ impl Metrics {
         )
         .expect("valid gauge definition");
         r.register(Box::new(database_ready.clone())).expect("metric registered once");
+        let sqlite_heap = IntGauge::new(
+            "greenhouse_sync_sqlite_heap_bytes",
+            "Bytes of memory SQLite holds for this process (page caches and prepared statements of every connection); 0 on PostgreSQL",
+        )
+        .expect("valid gauge definition");
+        r.register(Box::new(sqlite_heap.clone())).expect("metric registered once");
         register_process_collector(&r);
 
         Metrics {
@@ -213,6 +221,13 @@ impl Metrics {
                 &["kind"],
             ),
             database_ready,
+            sqlite_heap,
+            heap: gauge_vec(
+                &r,
+                "greenhouse_sync_heap_bytes",
+                "Bytes of the C heap (glibc malloc, which Rust and SQLite share): in_use by live allocations, free but kept by the allocator",
+                &["state"],
+            ),
             registry: r,
         }
         .with_zero_series()

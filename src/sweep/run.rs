@@ -548,6 +548,7 @@ async fn conclude(context: &Arc<RunContext>, outcome: Result<(), SweepError>) ->
         "sweep finished"
     );
     crate::metrics::sweep_finished(context.account_id, context.mode.as_str(), &report.status, report.deleted, (Utc::now() - context.started_at).to_std().unwrap_or_default());
+    crate::allocator::release_free_memory();
     Ok(report)
 }
 

@@ -10,6 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use futures_util::StreamExt;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use tokio::time::timeout_at;
 
@@ -165,25 +167,90 @@ fn reject_signature(account_id: i64, error: SignatureError) -> ApiError {
     ApiError::unauthorized(format!("{error}; sign the raw body with HMAC-SHA256 and send 'Signature: sha256 <hex>'"))
 }
 
+/// The only field of a body that intake reads. Deserializing into it still checks that the
+/// whole body is valid JSON, but skips the rest without building a document, which the
+/// writer parses later anyway.
+#[derive(Deserialize)]
+struct Head {
+    // `Option<Value>` alone would read `"action": null` as absent.
+    #[serde(default, deserialize_with = "present")]
+    action: Option<Value>,
+}
+
+/// Reads a field that is present, whatever its value, including null.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// Reads the `action` of a body that must be a valid JSON object.
+fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
+    let invalid = |e: serde_json::Error| ApiError::bad_request(format!("body is not valid JSON: {e}"));
+
+    // serde would also read a struct from a JSON array. So a body that does not open with `{`
+    // is only checked for syntax, and the error names the rule it broke.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<IgnoredAny>(body).map_err(invalid)?;
+        return Err(ApiError::bad_request("body must be a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(invalid)
+}
+
 /// Parses a verified body. It must be a JSON object with a string `action`.
 fn parse_delivery(account_id: i64, request: &HttpRequest, body: web::Bytes) -> Result<VerifiedDelivery, ApiError> {
-    let json: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
-    let action = match json.get("action") {
+    let head = parse_head(&body)?;
+    let action = match head.action {
         // PostgreSQL text cannot hold NUL (`\u0000`), so storing such an action would fail
         // with 503 on every retry. No documented action name contains control characters.
         Some(Value::String(action)) if action.chars().any(char::is_control) => {
             return Err(ApiError::bad_request("'action' must not contain control characters such as \\u0000"));
         }
-        Some(Value::String(action)) if !action.is_empty() => action.clone(),
+        Some(Value::String(action)) if !action.is_empty() => action,
         Some(_) => return Err(ApiError::bad_request("'action' must be a non-empty string")),
         None => return Err(ApiError::bad_request("body has no 'action' field")),
     };
-    // The parsed document is dropped here; the writer parses the payload again when it applies it.
-    drop(json);
 
     // serde_json rejects invalid UTF-8, so this error is a second line of defence.
     let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("body is not valid UTF-8"))?;
     let event_id = request.headers().get(super::intake::EVENT_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
 
     Ok(VerifiedDelivery { account_id, event_id, action, body, received_at: Utc::now() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(body: &str) -> String {
+        match parse_head(body.as_bytes()) {
+            Ok(head) => panic!("{body} was accepted with action {:?}", head.action),
+            Err(error) => error.message,
+        }
+    }
+
+    #[test]
+    fn reads_the_action_of_an_object() {
+        let head = parse_head(br#" {"payload": {"a": [1, {"b": null}]}, "action": "ping"}"#).expect("valid body");
+        assert_eq!(head.action, Some(Value::from("ping")));
+    }
+
+    #[test]
+    fn non_object_bodies_rejected() {
+        assert!(rejection("action=ping").contains("not valid JSON"));
+        assert!(rejection(r#"{"action": "ping""#).contains("not valid JSON"));
+        assert_eq!(rejection(r#"["ping"]"#), "body must be a JSON object");
+        assert_eq!(rejection("null"), "body must be a JSON object");
+    }
+
+    #[test]
+    fn null_action_differs_from_missing() {
+        let null = parse_head(br#"{"action": null}"#).expect("valid body");
+        assert_eq!(null.action, Some(Value::Null));
+        let missing = parse_head(br#"{"payload": {}}"#).expect("valid body");
+        assert_eq!(missing.action, None);
+    }
+
+    #[test]
+    fn rejects_a_repeated_action() {
+        assert!(rejection(r#"{"action": "ping", "action": "job_created"}"#).contains("duplicate field"));
+    }
 }

@@ -17,14 +17,22 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Fetches `url` and parses its JSON body, on a runtime of its own.
 pub fn get_json<T: DeserializeOwned>(url: &str) -> anyhow::Result<T> {
-    runtime()?.block_on(async {
-        let response = reqwest::get(url).await.with_context(|| format!("GET {url} failed"))?;
-        let status = response.status();
-        if !status.is_success() {
-            anyhow::bail!("GET {url} returned {status}");
-        }
-        response.json::<T>().await.with_context(|| format!("GET {url} returned invalid JSON"))
-    })
+    runtime()?.block_on(async { get_ok(url).await?.json::<T>().await.with_context(|| format!("GET {url} returned invalid JSON")) })
+}
+
+/// Fetches `url` and returns its body as text, on a runtime of its own.
+pub fn get_text(url: &str) -> anyhow::Result<String> {
+    runtime()?.block_on(async { get_ok(url).await?.text().await.with_context(|| format!("GET {url} returned no readable body")) })
+}
+
+/// Sends a GET and fails unless the response status is a success.
+async fn get_ok(url: &str) -> anyhow::Result<reqwest::Response> {
+    let response = reqwest::get(url).await.with_context(|| format!("GET {url} failed"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("GET {url} returned {status}");
+    }
+    Ok(response)
 }
 
 /// A single-threaded runtime, so the generator uses at most one of the cores it shares with

@@ -12,6 +12,8 @@ pub type Point = (f64, f64);
 pub struct MemoryPlot<'a> {
     pub title: &'a str,
     pub rss: &'a [Point],
+    /// Bytes of the C heap in live allocations, in MB, drawn under the RSS; may be empty.
+    pub heap_in_use: &'a [Point],
     /// Start and end of each sweep, in minutes since the soak started.
     pub sweeps: &'a [(f64, f64)],
 }
@@ -26,7 +28,7 @@ pub fn register_font(path: &Path) -> anyhow::Result<()> {
         .map_err(|_| anyhow!("{} is not a TrueType font plotters can read", path.display()))
 }
 
-/// Draws RSS against time, with sweeps as shaded bands, and writes it to `path` as PNG.
+/// Draws RSS and the heap in use against time, with sweeps as shaded bands, and writes it to `path` as PNG.
 pub fn draw(path: &Path, plot: &MemoryPlot<'_>) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (960, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("could not draw {}: {e}", path.display()))?;
@@ -43,7 +45,7 @@ pub fn draw(path: &Path, plot: &MemoryPlot<'_>) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .x_desc("minutes since start")
-        .y_desc("RSS (MB)")
+        .y_desc("memory (MB)")
         .draw()
         .map_err(|e| anyhow!("could not draw the axes: {e}"))?;
 
@@ -58,6 +60,14 @@ pub fn draw(path: &Path, plot: &MemoryPlot<'_>) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("could not draw the RSS line: {e}"))?
         .label("server RSS")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    if !plot.heap_in_use.is_empty() {
+        let green = RGBColor(0, 140, 60);
+        chart
+            .draw_series(LineSeries::new(plot.heap_in_use.iter().copied(), green.stroke_width(2)))
+            .map_err(|e| anyhow!("could not draw the heap line: {e}"))?
+            .label("C heap in use (live allocations)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], green.stroke_width(2)));
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

@@ -164,6 +164,10 @@ pub fn wait_for_line(path: &Path, needle: &str, process: &mut Spawned) -> anyhow
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ProcSample {
     pub rss_kb: u64,
+    /// RssAnon: the part of the resident set that is heap and stacks.
+    pub anon_kb: u64,
+    /// RssFile plus RssShmem: mapped files, such as the binary's code and SQLite's WAL index.
+    pub file_kb: u64,
     /// VmHWM: the highest resident set size the process has had.
     pub peak_rss_kb: u64,
     /// User plus system CPU time.
@@ -181,7 +185,13 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
             .and_then(|kb| kb.parse().ok())
             .unwrap_or(0)
     };
-    Ok(ProcSample { rss_kb: field("VmRSS:"), peak_rss_kb: field("VmHWM:"), cpu_secs: cpu_seconds(pid)? })
+    Ok(ProcSample {
+        rss_kb: field("VmRSS:"),
+        anon_kb: field("RssAnon:"),
+        file_kb: field("RssFile:") + field("RssShmem:"),
+        peak_rss_kb: field("VmHWM:"),
+        cpu_secs: cpu_seconds(pid)?,
+    })
 }
 
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {

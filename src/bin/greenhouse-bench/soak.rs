@@ -83,6 +83,13 @@ pub struct SoakArgs {
 pub struct Sample {
     pub seconds: f64,
     pub rss_kb: u64,
+    pub anon_kb: u64,
+    pub file_kb: u64,
+    /// From the server's metrics: what SQLite holds (0 on PostgreSQL), and the C heap's
+    /// bytes in use by live allocations and free but kept by glibc.
+    pub sqlite_kb: u64,
+    pub heap_in_use_kb: u64,
+    pub heap_free_kb: u64,
     pub peak_rss_kb: u64,
     pub cpu_secs: f64,
 }
@@ -176,9 +183,15 @@ fn drive(args: &SoakArgs, server: &Server, account_id: i64) -> anyhow::Result<(V
     let mut next = started;
     while !sender.is_finished() {
         let now = server.sample().context("could not sample the server; did it exit?")?;
+        let heap = heap_gauges(&server.base_url)?;
         samples.push(Sample {
             seconds: started.elapsed().as_secs_f64(),
             rss_kb: now.rss_kb,
+            anon_kb: now.anon_kb,
+            file_kb: now.file_kb,
+            sqlite_kb: heap.sqlite_kb,
+            heap_in_use_kb: heap.in_use_kb,
+            heap_free_kb: heap.free_kb,
             peak_rss_kb: now.peak_rss_kb,
             cpu_secs: now.cpu_secs,
         });
@@ -190,6 +203,30 @@ fn drive(args: &SoakArgs, server: &Server, account_id: i64) -> anyhow::Result<(V
     }
     let load = sender.join().map_err(|_| anyhow::anyhow!("the webhook sender thread panicked"))??;
     Ok((samples, load))
+}
+
+/// The server's heap gauges, in KiB.
+struct HeapGauges {
+    sqlite_kb: u64,
+    in_use_kb: u64,
+    free_kb: u64,
+}
+
+/// Scrapes the server's metrics for its heap gauges.
+fn heap_gauges(base_url: &str) -> anyhow::Result<HeapGauges> {
+    let text = load::get_text(&format!("{base_url}/metrics"))?;
+    let kib = |series: &str| -> anyhow::Result<u64> {
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .with_context(|| format!("the server's metrics have no {series}"))?;
+        Ok(value.trim().parse::<u64>().with_context(|| format!("{series} is not a whole number: {value}"))? / 1024)
+    };
+    Ok(HeapGauges {
+        sqlite_kb: kib("greenhouse_sync_sqlite_heap_bytes")?,
+        in_use_kb: kib("greenhouse_sync_heap_bytes{state=\"in_use\"}")?,
+        free_kb: kib("greenhouse_sync_heap_bytes{state=\"free\"}")?,
+    })
 }
 
 /// Reads sweep start and finish times from the server's JSON log, in seconds since `since`.
@@ -256,21 +293,23 @@ fn slope_mb_per_hour(samples: &[Sample]) -> f64 {
 fn write_outputs(context: &BenchContext, args: &SoakArgs, result: &SoakResult) -> anyhow::Result<()> {
     let csv_path = args.csv.clone().unwrap_or_else(|| context.work_dir.join("soak-rss.csv"));
     let mut csv = std::fs::File::create(&csv_path).with_context(|| format!("could not create {}", csv_path.display()))?;
-    writeln!(csv, "seconds,rss_kb,peak_rss_kb,cpu_secs")?;
-    for sample in &result.samples {
-        writeln!(csv, "{:.1},{},{},{:.2}", sample.seconds, sample.rss_kb, sample.peak_rss_kb, sample.cpu_secs)?;
+    writeln!(csv, "seconds,rss_kb,anon_kb,file_kb,sqlite_kb,heap_in_use_kb,heap_free_kb,peak_rss_kb,cpu_secs")?;
+    for s in &result.samples {
+        let heap = (s.sqlite_kb, s.heap_in_use_kb, s.heap_free_kb);
+        writeln!(csv, "{:.1},{},{},{},{},{},{},{},{:.2}", s.seconds, s.rss_kb, s.anon_kb, s.file_kb, heap.0, heap.1, heap.2, s.peak_rss_kb, s.cpu_secs)?;
     }
 
     let plot_path = args.plot.clone().unwrap_or_else(|| context.work_dir.join("soak-rss.png"));
     let points: Vec<plot::Point> = result.samples.iter().map(|s| (s.seconds / 60.0, s.rss_kb as f64 / 1024.0)).collect();
+    let heap: Vec<plot::Point> = result.samples.iter().map(|s| (s.seconds / 60.0, s.heap_in_use_kb as f64 / 1024.0)).collect();
     let sweeps: Vec<(f64, f64)> = result.sweeps.iter().map(|(start, end)| (start / 60.0, end / 60.0)).collect();
     let title = format!(
-        "greenhouse-sync RSS: {:.0} webhooks/s on {}, full sweeps every {} s (shaded)",
+        "greenhouse-sync memory: {:.0} webhooks/s on {}, full sweeps every {} s (shaded)",
         result.rate,
         result.backend.name(),
         result.sweep_every_secs
     );
-    plot::draw(&plot_path, &MemoryPlot { title: &title, rss: &points, sweeps: &sweeps })?;
+    plot::draw(&plot_path, &MemoryPlot { title: &title, rss: &points, heap_in_use: &heap, sweeps: &sweeps })?;
     eprintln!("greenhouse-bench: samples in {}, plot in {}", csv_path.display(), plot_path.display());
     Ok(())
 }

@@ -83,14 +83,18 @@ pub fn push_id_list(sql: &mut Sql, ids: &[i64]) {
     sql.push(")");
 }
 
-/// Returns the stored JSON after merging `incoming` into it at top level, as a partial
-/// webhook write does.
-pub fn merged(stored: &Map<String, Value>, incoming: &Map<String, Value>) -> Map<String, Value> {
-    let mut result = stored.clone();
-    for (key, value) in incoming {
-        result.insert(key.clone(), value.clone());
-    }
-    result
+/// Names, sorted, the fields of a partial write that would change the stored JSON.
+///
+/// A partial write merges `incoming` into `stored` at top level and never removes a key, so
+/// only its own fields can differ. Comparing them directly spares a copy of the stored row.
+pub fn patched_fields(stored: &Map<String, Value>, incoming: &Map<String, Value>) -> Vec<String> {
+    let mut changed: Vec<String> = incoming
+        .iter()
+        .filter(|(key, value)| stored.get(*key) != Some(*value))
+        .map(|(key, _)| key.clone())
+        .collect();
+    changed.sort();
+    changed
 }
 
 /// Names, sorted, the top-level fields whose value differs between `before` and `after`,
@@ -132,11 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn partial_merge_keeps_absent_fields() {
+    fn partial_write_names_only_its_differing_fields() {
         let stored = object(json!({"id": 1, "name": "A", "title": "T"}));
-        let after = merged(&stored, &object(json!({"title": null})));
-        assert_eq!(after.get("name"), Some(&json!("A")));
-        assert_eq!(changed_fields(&stored, &after), vec!["title"]);
+        let incoming = object(json!({"title": null, "name": "A", "new": 2}));
+        assert_eq!(patched_fields(&stored, &incoming), vec!["new", "title"]);
+        assert!(patched_fields(&stored, &object(json!({"name": "A"}))).is_empty());
     }
 
     #[test]
