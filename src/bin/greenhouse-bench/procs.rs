@@ -220,15 +220,22 @@ fn clock_ticks_per_second() -> f64 {
 pub struct Finished {
     pub exit: String,
     pub wall: Duration,
-    /// The kernel's high-water mark of resident memory (the VmHWM counter), from `wait4`.
+    /// The kernel's high-water mark of resident memory (VmHWM), sampled while it runs.
     pub peak_rss_kb: u64,
     pub cpu_secs: f64,
     pub stdout: String,
 }
 
-/// Runs a command to its end, taking its peak memory and CPU time from `wait4`, which
-/// reports the same high-water mark as VmHWM but also covers the last moments before exit,
-/// when `/proc/PID/status` can no longer be read.
+/// How often `run_measured` reads the child's VmHWM.
+const PEAK_POLL: Duration = Duration::from_millis(20);
+
+/// Runs a command to its end, taking its CPU time from `wait4` and its peak memory from
+/// VmHWM, read every 20 ms until it exits.
+///
+/// `wait4`'s `ru_maxrss` cannot serve as the peak. Linux counts in it the memory the child
+/// shared with this process between fork and exec, so once greenhouse-bench itself had grown
+/// to 26.5 MiB, every child reported at least that. VmHWM belongs to the program after exec.
+/// It only rises, so polling misses at most the growth of the last 20 ms before exit.
 pub fn run_measured(mut command: Command, stdout_path: &Path, stderr: File) -> anyhow::Result<Finished> {
     let stdout = File::create(stdout_path).with_context(|| format!("could not create {}", stdout_path.display()))?;
     command.stdout(stdout).stderr(stderr).stdin(Stdio::null());
@@ -239,9 +246,20 @@ pub fn run_measured(mut command: Command, stdout_path: &Path, stderr: File) -> a
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data, so all zeros is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own unreaped child and both pointers outlive the call. `child` is
-    // not waited on afterwards, so std never reaps the pid a second time.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let mut peak_rss_kb = 0;
+    let reaped = loop {
+        // SAFETY: pid is our own unreaped child and both pointers outlive the call. `child`
+        // is not waited on afterwards, so std never reaps the pid a second time.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped != 0 {
+            break reaped;
+        }
+        // The child may exit between the two calls; the next wait4 then reaps it.
+        if let Ok(now) = sample(pid as u32) {
+            peak_rss_kb = peak_rss_kb.max(now.peak_rss_kb);
+        }
+        std::thread::sleep(PEAK_POLL);
+    };
     let wall = started.elapsed();
     drop(child);
     if reaped != pid {
@@ -257,7 +275,8 @@ pub fn run_measured(mut command: Command, stdout_path: &Path, stderr: File) -> a
     Ok(Finished {
         exit,
         wall,
-        peak_rss_kb: usage.ru_maxrss as u64,
+        // A child that exited before the first sample falls back to ru_maxrss.
+        peak_rss_kb: if peak_rss_kb > 0 { peak_rss_kb } else { usage.ru_maxrss as u64 },
         cpu_secs: seconds(usage.ru_utime) + seconds(usage.ru_stime),
         stdout: std::fs::read_to_string(stdout_path).unwrap_or_default(),
     })
