@@ -138,9 +138,14 @@ impl PreparedRun {
         let context = self.context;
         tracing::info!(account.id = context.account_id, run.id = context.run_id, mode = context.mode.as_str(), "sweep started");
 
-        let heartbeat = tokio::spawn(keep_lease(context.clone(), self.owner.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let heartbeat = tokio::spawn(keep_lease(context.clone(), self.owner.clone(), stopped));
         let outcome = read_all_chains(&context).await;
-        heartbeat.abort();
+        // Aborting the heartbeat would not stop a renewal already running on a blocking
+        // thread, which could then take the lease again after it is released below. So
+        // the heartbeat is told to stop and awaited.
+        let _ = stop.send(());
+        let _ = heartbeat.await;
 
         let report = conclude(&context, outcome).await;
         release_lease(&context.db, context.account_id, &self.owner).await;
@@ -179,11 +184,15 @@ async fn release_lease(db: &Database, account_id: i64, owner: &str) {
 /// account over, so the run stops at the next page. A renewal that fails for another reason
 /// (a locked or busy database) is tried again at the next period, because a third of the
 /// lease is left. A second failure in a row stops the run before the lease can expire.
-async fn keep_lease(context: Arc<RunContext>, owner: String) {
+/// It returns between renewals once `stopped` fires.
+async fn keep_lease(context: Arc<RunContext>, owner: String, mut stopped: tokio::sync::oneshot::Receiver<()>) {
     let period = context.settings.lease / 3;
     let mut failed_before = false;
     loop {
-        tokio::time::sleep(period).await;
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = &mut stopped => return,
+        }
         let renewed = take_lease(&context.db, &context.settings, context.account_id, &owner, Some(context.run_id)).await;
         match renewed {
             Ok(()) => failed_before = false,
