@@ -142,8 +142,8 @@ impl PreparedRun {
         let heartbeat = tokio::spawn(keep_lease(context.clone(), self.owner.clone(), stopped));
         let outcome = read_all_chains(&context).await;
         // Aborting the heartbeat would not stop a renewal already running on a blocking
-        // thread, which could then take the lease again after it is released below. So
-        // the heartbeat is told to stop and awaited.
+        // thread, which could then take the lease again after the release below. So the
+        // heartbeat gets a stop signal and is awaited.
         let _ = stop.send(());
         let _ = heartbeat.await;
 

@@ -85,7 +85,7 @@ pub struct Sample {
     pub rss_kb: u64,
     pub anon_kb: u64,
     pub file_kb: u64,
-    /// From the server's metrics: what SQLite holds (0 on PostgreSQL), and the C heap's
+    /// Memory from the server's metrics: SQLite's heap (0 on PostgreSQL), and the C heap's
     /// bytes in use by live allocations and free but kept by glibc.
     pub sqlite_kb: u64,
     pub heap_in_use_kb: u64,
