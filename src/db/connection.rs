@@ -225,8 +225,8 @@ fn journal_mode(conn: &mut SqliteConnection) -> QueryResult<String> {
     Ok(rows.into_iter().next().map(|row| row.journal_mode).unwrap_or_default())
 }
 
-/// Bytes of heap that the bundled SQLite library holds, summed over every connection of the
-/// process; 0 when no SQLite database was opened.
+/// Returns the bytes of heap the bundled SQLite library uses, summed over every connection
+/// of the process, or 0 when no SQLite database was opened.
 pub fn sqlite_heap_bytes() -> i64 {
     // SAFETY: sqlite3_memory_used only reads SQLite's global counter, under its own mutex,
     // and may be called whether or not SQLite was initialised.

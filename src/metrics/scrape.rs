@@ -33,6 +33,7 @@ async fn refresh_database_gauges(db: &Database) {
     let (in_use, idle) = db.pool_state();
     m.db_pool_connections.with_label_values(&["in_use"]).set(i64::from(in_use));
     m.db_pool_connections.with_label_values(&["idle"]).set(i64::from(idle));
+    // The memory gauges are read here too, because a scrape is when they are needed.
     m.sqlite_heap.set(crate::db::connection::sqlite_heap_bytes());
     if let Some(heap) = crate::allocator::heap_usage() {
         m.heap.with_label_values(&["in_use"]).set(heap.in_use as i64);
