@@ -1,11 +1,13 @@
 //! Sweep bookkeeping: runs, their cursor chains and checkpoints, watermarks, leases.
 
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use serde::Serialize;
 
-use super::DbConnection;
+use super::{Backend, DbConnection};
 use super::changes::stored::push_id_list;
 use super::changes::{ChangeSet, Kind, Source};
 use super::sql::{Sql, SqlValue, parse_time_text};
@@ -339,6 +341,26 @@ pub fn recent_runs(conn: &mut DbConnection, account_id: i64, limit: i64) -> Quer
 /// Rows marked deleted per transaction of the deletion pass, which bounds its memory.
 const DELETION_CHUNK: i64 = 1000;
 
+/// Maximum pause between two chunks of the deletion pass on SQLite.
+const MAX_DELETION_PAUSE: Duration = Duration::from_millis(100);
+
+/// The unseen-row conditions of the deletion pass.
+#[derive(Clone, Copy)]
+struct Unseen {
+    account_id: i64,
+    resource: Resource,
+    run_id: i64,
+    run_started_at: DateTime<Utc>,
+}
+
+impl Unseen {
+    fn push_where(&self, sql: &mut Sql) {
+        sql.push(" WHERE account_id = ").bind(int(self.account_id));
+        sql.push(" AND deleted_at IS NULL AND (last_seen_run_id IS NULL OR last_seen_run_id <> ").bind(int(self.run_id));
+        sql.push(") AND written_at < ").bind(time(self.run_started_at));
+    }
+}
+
 /// Marks deleted the account's live rows of `resource` that the full run did not read and
 /// that nothing wrote since the run began, appending a `deleted` change for each. Returns
 /// how many rows it marked.
@@ -346,6 +368,12 @@ const DELETION_CHUNK: i64 = 1000;
 /// The `written_at` condition protects records that a webhook created or changed during the
 /// run: a page fetched before that write does not list them. Rows go in chunks, each in a
 /// transaction of its own with its changes, so the pass never keeps the whole table's ids in memory.
+///
+/// Each chunk's ids are read before its write transaction, so the scan does not hold
+/// SQLite's write lock. On SQLite the pass then pauses as long as the chunk's transaction
+/// took. A writer that waits for the lock polls with growing sleeps, so a pass that began
+/// its next chunk at once kept webhook deliveries waiting for up to 850 ms in a soak
+/// benchmark.
 pub fn mark_unseen_deleted(
     conn: &mut DbConnection,
     account_id: i64,
@@ -354,69 +382,60 @@ pub fn mark_unseen_deleted(
     run_started_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
+    let unseen = Unseen { account_id, resource, run_id, run_started_at };
     let mut deleted = 0;
     let mut after_id = None;
     loop {
-        let chunk = conn.write_transaction(|conn| delete_unseen_chunk(conn, account_id, resource, run_id, run_started_at, now, after_id));
+        let ids = unseen_ids(conn, unseen, after_id)?;
+        let Some(&last_id) = ids.last() else {
+            return Ok(deleted);
+        };
+
+        let started = Instant::now();
+        let chunk = conn.write_transaction(|conn| mark_chunk_deleted(conn, unseen, &ids, now));
         crate::changes::publish_pending();
-        match chunk? {
-            None => return Ok(deleted),
-            Some((count, last_id)) => {
-                deleted += count;
-                after_id = Some(last_id);
-            }
+        deleted += chunk?;
+        after_id = Some(last_id);
+
+        if conn.backend() == Backend::Sqlite {
+            std::thread::sleep(started.elapsed().min(MAX_DELETION_PAUSE));
         }
     }
 }
 
-/// Marks up to `DELETION_CHUNK` unseen rows with ids above `after_id` deleted. Returns how
-/// many, and the highest id it looked at, or `None` once none are left.
+/// Reads the ids of up to `DELETION_CHUNK` unseen rows above `after_id`, in id order.
 ///
 /// Each chunk starts after the previous one's last id. Starting from the first id every
-/// time would read the rows already passed again, and a chunk holds SQLite's write lock for
-/// as long as it reads.
-fn delete_unseen_chunk(
-    conn: &mut DbConnection,
-    account_id: i64,
-    resource: Resource,
-    run_id: i64,
-    run_started_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    after_id: Option<i64>,
-) -> QueryResult<Option<(usize, i64)>> {
-    let push_unseen = |sql: &mut Sql| {
-        sql.push(" WHERE account_id = ").bind(int(account_id));
-        sql.push(" AND deleted_at IS NULL AND (last_seen_run_id IS NULL OR last_seen_run_id <> ").bind(int(run_id));
-        sql.push(") AND written_at < ").bind(time(run_started_at));
-    };
-
+/// time would read the rows already passed again.
+fn unseen_ids(conn: &mut DbConnection, unseen: Unseen, after_id: Option<i64>) -> QueryResult<Vec<i64>> {
     let mut select = Sql::new(conn.backend());
-    select.push(&format!("SELECT id FROM {}", resource.name()));
-    push_unseen(&mut select);
+    select.push(&format!("SELECT id FROM {}", unseen.resource.name()));
+    unseen.push_where(&mut select);
     if let Some(after_id) = after_id {
         select.push(" AND id > ").bind(int(after_id));
     }
     select.push(" ORDER BY id LIMIT ").bind(int(DELETION_CHUNK));
-    let ids: Vec<i64> = select.load::<IdRow>(conn)?.into_iter().map(|row| row.id).collect();
-    let Some(&last_id) = ids.last() else {
-        return Ok(None);
-    };
+    Ok(select.load::<IdRow>(conn)?.into_iter().map(|row| row.id).collect())
+}
 
-    // The conditions are repeated so that a row a webhook wrote since the select stays live.
+/// Marks the rows of `ids` deleted that are still unseen, appends their changes, and
+/// returns how many it marked. The conditions are checked again because a webhook may have
+/// written one of the rows since its id was read, and such a row stays live.
+fn mark_chunk_deleted(conn: &mut DbConnection, unseen: Unseen, ids: &[i64], now: DateTime<Utc>) -> QueryResult<usize> {
     let mut update = Sql::new(conn.backend());
-    update.push(&format!("UPDATE {} SET deleted_at = ", resource.name())).bind(time(now));
+    update.push(&format!("UPDATE {} SET deleted_at = ", unseen.resource.name())).bind(time(now));
     update.push(", written_at = ").bind(time(now));
-    push_unseen(&mut update);
-    push_id_list(&mut update, &ids);
+    unseen.push_where(&mut update);
+    push_id_list(&mut update, ids);
     update.push(" RETURNING id");
     let deleted = update.load::<IdRow>(conn)?;
 
-    let mut changes = ChangeSet::new(account_id, Source::Sweep);
+    let mut changes = ChangeSet::new(unseen.account_id, Source::Sweep);
     for row in &deleted {
-        changes.push(resource, row.id, Kind::Deleted, vec!["deleted_at".to_string()]);
+        changes.push(unseen.resource, row.id, Kind::Deleted, vec!["deleted_at".to_string()]);
     }
     changes.append(conn, now)?;
-    Ok(Some((deleted.len(), last_id)))
+    Ok(deleted.len())
 }
 
 /// Counts the account's live rows of `resource`.
