@@ -397,6 +397,9 @@ pub fn mark_unseen_deleted(
         deleted += chunk?;
         after_id = Some(last_id);
 
+        // NOTE: only this pass yields the lock. A sweep's page stores also run back to back when
+        // Harvest's rate limit is high, and a fair queue for every SQLite write transaction of
+        // the process would cover them as well.
         if conn.backend() == Backend::Sqlite {
             std::thread::sleep(started.elapsed().min(MAX_DELETION_PAUSE));
         }
